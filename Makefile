@@ -1,0 +1,62 @@
+# mnist37: `make course` runs the course, `make test` checks it. Both build .venv on first use.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+BIN   := $(VENV)/bin
+
+# Offline machines keep the MNIST archives in ../shared/data; elsewhere fastai downloads them.
+ifneq ($(wildcard ../shared/data),)
+export MNIST37_DATA ?= $(abspath ../shared/data)
+endif
+
+.PHONY: course test lab venv export notebooks clean
+
+# The venv is rebuilt only when the pinned requirements change.
+$(VENV)/.installed: settings.ini setup.py
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name mnist37 --display-name 'Python (mnist37)' >/dev/null
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Execute every notebook in order, headless, into _course/, then print the chapter's results.
+course: venv
+	@mkdir -p _course
+	@export MNIST37_RESULTS=$(CURDIR)/_course/results.json; rm -f $$MNIST37_RESULTS; \
+	for nb in nbs/[0-9]*.ipynb; do \
+	  start=$$(date +%s%N); \
+	  $(BIN)/jupyter nbconvert --to notebook --execute --log-level=WARN --output-dir _course \
+	    --ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.kernel_name=mnist37 "$$nb" || exit 1; \
+	  ms=$$(( ($$(date +%s%N) - start) / 1000000 )); \
+	  printf '%-32s %4d.%01d s\n' "$$(basename $$nb)" $$((ms / 1000)) $$((ms % 1000 / 100)); \
+	done; \
+	if [ -f $$MNIST37_RESULTS ]; then $(PY) -m mnist37.ladder $$MNIST37_RESULTS; \
+	else echo "(the results ladder is printed once the chapter's last notebook exists)"; fi
+
+# The library must match the notebooks, every notebook must pass (slow cells too), and so must tests/.
+test: venv
+	$(BIN)/nbdev_export
+	@if [ -n "$$(git status --porcelain -- mnist37)" ]; then \
+	  git status --short -- mnist37; \
+	  echo "mnist37/ differs from what nbdev_export makes of nbs/: export and commit the library." >&2; exit 1; fi
+	MPLBACKEND=Agg $(BIN)/nbdev_test --flags slow --timing
+	$(BIN)/pytest tests/
+
+# JupyterLab on the notebooks, with the project's kernel.
+lab: venv
+	$(BIN)/jupyter lab --notebook-dir=nbs
+
+export: venv
+	$(BIN)/nbdev_export
+
+# Re-execute the notebooks in place so their committed outputs match the code, then clean them.
+notebooks: venv
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 \
+	  --ExecutePreprocessor.kernel_name=mnist37 nbs/*.ipynb
+	$(BIN)/nbdev_clean
+	$(BIN)/nbdev_export
+
+clean:
+	rm -rf _course _proc _docs _site
