@@ -9,7 +9,10 @@ ifneq ($(wildcard ../shared/data),)
 export MNIST37_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: course test lab venv export notebooks clean
+# Jupyter refuses to run as root (containers, CI machines) unless told it is on purpose.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+.PHONY: course test lab venv export notebooks clean site browser
 
 # The venv is rebuilt only when the pinned requirements change.
 $(VENV)/.installed: settings.ini setup.py
@@ -36,7 +39,7 @@ course: venv
 	else echo "(the results ladder is printed once the chapter's last notebook exists)"; fi
 
 # The library must match the notebooks, every notebook must pass (slow cells too), and so must tests/.
-test: venv
+test: venv browser
 	$(BIN)/nbdev_export
 	@if [ -n "$$(git status --porcelain -- mnist37)" ]; then \
 	  git status --short -- mnist37; \
@@ -44,9 +47,26 @@ test: venv
 	MPLBACKEND=Agg $(BIN)/nbdev_test --flags slow --timing
 	$(BIN)/pytest tests/
 
-# JupyterLab on the notebooks, with the project's kernel.
+# JupyterLab on the notebooks, with the project's kernel. Extra options go in LAB_ARGS,
+# e.g. `make lab LAB_ARGS='--no-browser --port=8890'`.
 lab: venv
-	$(BIN)/jupyter lab --notebook-dir=nbs
+	$(BIN)/jupyter lab --notebook-dir=nbs --MappingKernelManager.default_kernel_name=mnist37 $(ALLOW_ROOT) $(LAB_ARGS)
+
+# The executed course as a static HTML site in _site/, from the committed notebooks (nothing is run).
+site: venv
+	$(PY) tools/build_site.py --nbs nbs --out _site
+
+# tests/test_site.py drives Debian's Chromium: install it when it is missing and we can (as root, with apt-get).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && exit 0; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	  echo "No chromium/chromedriver (Debian: apt-get install chromium chromium-driver): the browser tests will skip." >&2; \
+	  exit 0; fi; \
+	echo "Installing chromium and chromium-driver for the browser tests..."; \
+	log=$$(mktemp); \
+	if (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver) >$$log 2>&1; then rm -f $$log; \
+	else tail -5 $$log >&2; echo "Could not install chromium (log: $$log): the browser tests will skip." >&2; fi
 
 export: venv
 	$(BIN)/nbdev_export
@@ -59,4 +79,4 @@ notebooks: venv
 	$(BIN)/nbdev_export
 
 clean:
-	rm -rf _course _proc _docs _site
+	rm -rf _course _proc _docs _site ._site-*

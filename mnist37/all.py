@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/index.ipynb #95b407cd
+# %% ../nbs/index.ipynb #be370602
 from . import data, loss, training, learner
 from .data import *
 from .loss import *

@@ -7,7 +7,7 @@ __all__ = ['SAMPLE_COUNTS', 'FULL_COUNTS', 'MNISTDataError', 'check_dataset', 'f
            'extract_archive', 'mnist_sample_path', 'mnist_full_path', 'cache_dir', 'digit_files', 'decode_digit',
            'load_digit_bytes', 'load_digit', 'load_sample']
 
-# %% ../nbs/01_data.ipynb #e2911dc9
+# %% ../nbs/01_data.ipynb #6a2ddf09
 import hashlib, os, shutil, tarfile, tempfile, zlib
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-# %% ../nbs/01_data.ipynb #9e757ef4
+# %% ../nbs/01_data.ipynb #17432799
 SAMPLE_COUNTS = {'train/3': 6131, 'train/7': 6265, 'valid/3': 1010, 'valid/7': 1028}
 _TRAIN10 = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
 _TEST10  = ( 980, 1135, 1032, 1010,  982,  892,  958, 1028,  974, 1009)
@@ -29,7 +29,7 @@ _HOW_TO_FIX = ("Fix: set MNIST37_DATA to a folder holding {name}.tgz or the extr
                "(this project's Makefile uses ../shared/data when it exists), "
                "or connect to the internet so fastai can download it.")
 
-# %% ../nbs/01_data.ipynb #2a68091a
+# %% ../nbs/01_data.ipynb #a3920196
 def _count_pngs(folder):
     try: return sum(1 for e in os.scandir(folder) if e.name.endswith('.png'))
     except (FileNotFoundError, NotADirectoryError): return None
@@ -45,7 +45,7 @@ def check_dataset(path, counts=SAMPLE_COUNTS):
                              f"Delete {path} and {_HOW_TO_FIX.format(name=path.name)}")
     return path
 
-# %% ../nbs/01_data.ipynb #493fa346
+# %% ../nbs/01_data.ipynb #9a4f034f
 def fastai_data_dir():
     "fastai's data folder: `$FASTAI_HOME/data`, `~/.fastai/data` by default."
     from fastai.data.external import fastai_path  # fastai is slow to import; only this path needs it
@@ -69,7 +69,7 @@ def verify_checksum(archive):
         raise MNISTDataError(f"{archive} does not match its checksum in {sums} (expected {expected[archive.name]}, "
                              f"got {got}): the archive is damaged or was replaced. Copy a good {archive.name} there again.")
 
-# %% ../nbs/01_data.ipynb #6b84dda5
+# %% ../nbs/01_data.ipynb #0250332e
 def extract_archive(archive, dest, counts):
     "Verify and extract `archive` (which holds the folder `dest.name`) to `dest`, atomically; return `dest`."
     archive, dest = Path(archive), Path(dest)
@@ -91,7 +91,7 @@ def extract_archive(archive, dest, counts):
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return check_dataset(dest, counts)
 
-# %% ../nbs/01_data.ipynb #8f363f55
+# %% ../nbs/01_data.ipynb #23038a23
 def _dataset_path(name, url_name, counts):
     if src := os.environ.get('MNIST37_DATA'):
         src = Path(src).expanduser()
@@ -124,7 +124,7 @@ def mnist_full_path():
     "Path of the checked `mnist_png` folder (all ten digits), found or extracted as described above."
     return _dataset_path('mnist_png', 'MNIST', FULL_COUNTS)
 
-# %% ../nbs/01_data.ipynb #9c0e95f2
+# %% ../nbs/01_data.ipynb #671340d2
 def cache_dir():
     "Where decoded tensors are cached: `$MNIST37_CACHE`, else `~/.cache/mnist37`."
     return Path(os.environ.get('MNIST37_CACHE') or Path.home()/'.cache'/'mnist37').expanduser()
@@ -151,7 +151,7 @@ def _decode(fname):
                              f"The dataset is damaged: delete its folder and extract it again.")
     return np.asarray(im)
 
-# %% ../nbs/01_data.ipynb #a0a92fc9
+# %% ../nbs/01_data.ipynb #e9a64726
 def decode_digit(folder):
     "Decode every PNG in `folder`, in `digit_files` order, into one uint8 array of shape (n, 28, 28)."
     files = digit_files(folder)
@@ -179,7 +179,7 @@ def load_digit(folder, cache=True):
     "The images in `folder` as one float tensor (n, 28, 28) in [0, 1], sorted by file name."
     return load_digit_bytes(folder, cache=cache).float().div_(255)  # the book's `.float()/255`, in place
 
-# %% ../nbs/01_data.ipynb #51bd53c5
+# %% ../nbs/01_data.ipynb #69f3833c
 def load_sample(path=None, cache=True):
     "`(train_x, train_y, valid_x, valid_y)` of the 3s-vs-7s sample in the book's shapes: x (n, 784) in [0,1], y (n, 1), 1 for a 3."
     path = Path(path) if path is not None else mnist_sample_path()

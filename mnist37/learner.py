@@ -5,41 +5,71 @@
 # %% auto #0
 __all__ = ['BasicOptim', 'train_epoch', 'train_model', 'mnist_dls']
 
-# %% ../nbs/07_learner.ipynb #e4e8a76e
+# %% ../nbs/07_learner.ipynb #d7914704
+import numbers
 import torch
 from torch.utils.data import DataLoader
 from fastai.data.core import DataLoaders
 from .loss import mnist_loss
 from .training import calc_grad, validate_epoch
 
-# %% ../nbs/07_learner.ipynb #b4f8e4ae
+# %% ../nbs/07_learner.ipynb #b3dead4c
 class BasicOptim:
     "Plain SGD: `step` moves every parameter against its gradient by `lr`; `zero_grad` clears the gradients."
-    def __init__(self, params, lr): self.params, self.lr = list(params), lr
+    def __init__(self, params, lr):
+        if isinstance(params, torch.nn.Module):
+            raise TypeError("BasicOptim needs the model's parameters, not the model: pass `model.parameters()`.")
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("BasicOptim got no parameters. `model.parameters()` is a generator that can be used only "
+                             "once: call it again for each new optimizer, or pass a list.")
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+            raise TypeError(f"BasicOptim needs a number as the learning rate, got lr={lr!r}.")
+        if lr <= 0: raise ValueError(f"BasicOptim needs a positive learning rate, got lr={lr!r}.")
+        self.lr = lr
+
     def step(self, *args, **kwargs):
-        for p in self.params: p.data -= p.grad.data * self.lr
+        "Move each parameter that has a gradient by `-lr * grad` (one without a gradient yet is left alone, as in PyTorch)."
+        with torch.no_grad():  # an update is bookkeeping, not part of the model's computation
+            for p in self.params:
+                if p.grad is not None: p -= p.grad * self.lr
+
     def zero_grad(self, *args, **kwargs):
+        "Forget every parameter's gradient, so the next `backward` starts from nothing."
         for p in self.params: p.grad = None
 
-# %% ../nbs/07_learner.ipynb #9fdfe0b4
+# %% ../nbs/07_learner.ipynb #e63dc5bb
 def train_epoch(model, dl, opt, loss_func=mnist_loss):
     "One pass over `dl`: for each batch, compute gradients, step the optimizer `opt`, clear the gradients."
+    n = 0
     for xb,yb in dl:
         calc_grad(xb, yb, model, loss_func)
         opt.step()
         opt.zero_grad()
+        n += 1
+    if n == 0: raise ValueError("train_epoch got a DataLoader with no batches; check the training set is not empty.")
 
 def train_model(model, dl, valid_dl, opt, epochs, loss_func=mnist_loss):
     "Train `model` for `epochs` epochs; return the validation accuracy after each one."
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral):
+        raise TypeError(f"train_model needs a whole number of epochs, got epochs={epochs!r}.")
+    if epochs < 0: raise ValueError(f"train_model needs 0 or more epochs, got epochs={epochs!r}.")
     accs = []
     for _ in range(epochs):
         train_epoch(model, dl, opt, loss_func)
         accs.append(validate_epoch(model, valid_dl))
     return accs
 
-# %% ../nbs/07_learner.ipynb #48c1405e
+# %% ../nbs/07_learner.ipynb #754e60b1
 def mnist_dls(train_x, train_y, valid_x, valid_y, bs=256, shuffle=True):
     "fastai `DataLoaders` over the book's datasets: lists of `(x, y)` pairs, batches of `bs`, training set shuffled."
+    for name, x, y in (('train', train_x, train_y), ('valid', valid_x, valid_y)):
+        if len(x) != len(y):
+            raise ValueError(f"mnist_dls: {name}_x has {len(x)} rows but {name}_y has {len(y)}; "
+                             f"each image needs exactly one label.")
+    if isinstance(bs, bool) or not isinstance(bs, numbers.Integral):
+        raise TypeError(f"mnist_dls needs a whole number as the batch size, got bs={bs!r}.")
+    if bs < 1: raise ValueError(f"mnist_dls needs a batch size of at least 1, got bs={bs!r}.")
     dl = DataLoader(list(zip(train_x, train_y)), batch_size=bs, shuffle=shuffle)
     valid_dl = DataLoader(list(zip(valid_x, valid_y)), batch_size=bs)
     return DataLoaders(dl, valid_dl)

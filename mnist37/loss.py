@@ -5,22 +5,32 @@
 # %% auto #0
 __all__ = ['init_params', 'linear1', 'mnist_loss']
 
-# %% ../nbs/05_mnist_loss.ipynb #fd319bf2
+# %% ../nbs/05_mnist_loss.ipynb #8cef2ea4
 import torch
 
-# %% ../nbs/05_mnist_loss.ipynb #48099ddd
+# %% ../nbs/05_mnist_loss.ipynb #9fb5b01f
 def init_params(size, std=1.0):
     "A tensor of shape `size` drawn from a normal distribution scaled by `std`, requiring grad."
     return (torch.randn(size)*std).requires_grad_()
 
+# %% ../nbs/05_mnist_loss.ipynb #31e2b56d
 def linear1(xb, weights, bias):
     "The chapter's linear model: one score per image, `xb@weights + bias`."
+    if xb.shape[-1] != weights.shape[0]:
+        raise ValueError(f"linear1 needs one weight per pixel: xb has {xb.shape[-1]} columns but weights has "
+                         f"{weights.shape[0]} rows. Flatten images to rows with `.view(-1, 28*28)` and make weights "
+                         f"with `init_params((28*28, 1))`.")
     return xb@weights + bias
 
+# %% ../nbs/05_mnist_loss.ipynb #f95fd8d0
 def mnist_loss(predictions, targets):
     "Mean distance from the target: `1-p` for a 3 (target 1), `p` for a 7, where `p` is the sigmoid of the prediction."
     if predictions.shape != targets.shape:
         raise ValueError(f"mnist_loss needs predictions and targets of the same shape, got {tuple(predictions.shape)} "
                          f"and {tuple(targets.shape)}; give targets shape (n, 1) like the predictions.")
+    if predictions.numel() == 0: raise ValueError("mnist_loss got an empty batch (no predictions); check the DataLoader.")
+    if not ((targets==0) | (targets==1)).all():
+        raise ValueError("mnist_loss needs targets of 0 (a 7) or 1 (a 3); for digit labels 0-9 use a ten-class "
+                         "loss such as cross-entropy instead.")
     p = predictions.sigmoid()
     return torch.where(targets==1, 1-p, p).mean()

@@ -5,29 +5,39 @@
 # %% auto #0
 __all__ = ['calc_grad', 'batch_accuracy', 'validate_epoch']
 
-# %% ../nbs/06_minibatches.ipynb #6433be09
+# %% ../nbs/06_minibatches.ipynb #e68c711f
 import torch
 from .loss import mnist_loss
 
-# %% ../nbs/06_minibatches.ipynb #085b6a97
+# %% ../nbs/06_minibatches.ipynb #4f4cb42b
 def calc_grad(xb, yb, model, loss_func=mnist_loss):
-    "Compute the loss of `model` on one batch and add its gradients to the parameters' `.grad`."
+    "Compute the loss of `model` on one batch and add its gradients to the parameters' `.grad`; return the loss."
     loss = loss_func(model(xb), yb)
+    if not loss.requires_grad:
+        raise ValueError("calc_grad: the loss is not connected to any parameter that requires grad, so there is no "
+                         "gradient to compute. Make the parameters with `init_params` (or call `.requires_grad_()` on "
+                         "them), and do not call calc_grad inside `torch.no_grad()`.")
     loss.backward()
     return loss
 
+# %% ../nbs/06_minibatches.ipynb #56d19cd5
 def batch_accuracy(xb, yb):
     "Fraction of predictions `xb` (raw scores) on the right side of 0.5 after a sigmoid, against targets `yb` (1 for a 3)."
+    if xb.shape != yb.shape:
+        raise ValueError(f"batch_accuracy needs scores and targets of the same shape, got {tuple(xb.shape)} and "
+                         f"{tuple(yb.shape)}; give targets shape (n, 1) like the model's scores.")
+    if xb.numel() == 0: raise ValueError("batch_accuracy got an empty batch (no scores); check the DataLoader.")
     preds = xb.sigmoid()
     correct = (preds>0.5) == yb
     return correct.float().mean()
 
+# %% ../nbs/06_minibatches.ipynb #bd7b9583
 def validate_epoch(model, dl):
     "Accuracy of `model` over every batch of `dl`, weighted by batch size, rounded to 4 places."
     with torch.no_grad():
         correct = total = 0
         for xb,yb in dl:
-            correct += batch_accuracy(model(xb), yb).item()*len(xb)
+            correct += round(batch_accuracy(model(xb), yb).item()*len(xb))  # a whole count, free of float error
             total += len(xb)
     if total == 0: raise ValueError("validate_epoch got a DataLoader with no batches; check the validation set is not empty.")
     return round(correct/total, 4)
