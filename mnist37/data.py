@@ -7,15 +7,15 @@ __all__ = ['SAMPLE_COUNTS', 'FULL_COUNTS', 'MNISTDataError', 'check_dataset', 'f
            'extract_archive', 'mnist_sample_path', 'mnist_full_path', 'cache_dir', 'digit_files', 'decode_digit',
            'load_digit_bytes', 'load_digit', 'load_sample']
 
-# %% ../nbs/01_data.ipynb #6a2ddf09
-import hashlib, os, shutil, tarfile, tempfile, zlib
+# %% ../nbs/01_data.ipynb #58b8c9d6
+import hashlib, os, shutil, tarfile, tempfile, time, zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-# %% ../nbs/01_data.ipynb #17432799
+# %% ../nbs/01_data.ipynb #8de7c569
 SAMPLE_COUNTS = {'train/3': 6131, 'train/7': 6265, 'valid/3': 1010, 'valid/7': 1028}
 _TRAIN10 = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
 _TEST10  = ( 980, 1135, 1032, 1010,  982,  892,  958, 1028,  974, 1009)
@@ -25,31 +25,38 @@ FULL_COUNTS = {**{f'training/{d}': n for d,n in enumerate(_TRAIN10)},
 class MNISTDataError(RuntimeError):
     "The MNIST data is missing, partial or damaged; the message says what was found and how to fix it."
 
-_HOW_TO_FIX = ("Fix: set MNIST37_DATA to a folder holding {name}.tgz or the extracted {name}/ folder "
+_HOW_TO_FIX = ("To fix it, set MNIST37_DATA to a folder holding {name}.tgz or the extracted {name}/ folder "
                "(this project's Makefile uses ../shared/data when it exists), "
                "or connect to the internet so fastai can download it.")
 
-# %% ../nbs/01_data.ipynb #a3920196
+# %% ../nbs/01_data.ipynb #d1e65a65
 def _count_pngs(folder):
     try: return sum(1 for e in os.scandir(folder) if e.name.endswith('.png'))
     except (FileNotFoundError, NotADirectoryError): return None
 
+def _shortfall(path, counts):
+    "What is wrong with the class folders under `path`, as text; '' when every count is as expected."
+    found = {rel: _count_pngs(Path(path)/rel) for rel in counts}
+    return ', '.join(f"{rel}: {'missing' if n is None else n} (expected {counts[rel]})"
+                     for rel,n in found.items() if n != counts[rel])
+
 def check_dataset(path, counts=SAMPLE_COUNTS):
     "Return `path` if every class folder in `counts` holds exactly its expected number of PNGs, else raise `MNISTDataError`."
     path = Path(path)
-    found = {rel: _count_pngs(path/rel) for rel in counts}
-    bad = {rel: n for rel,n in found.items() if n != counts[rel]}
-    if bad:
-        what = ', '.join(f"{rel}: {'missing' if n is None else n} (expected {counts[rel]})" for rel,n in bad.items())
+    if what := _shortfall(path, counts):
         raise MNISTDataError(f"The MNIST data at {path} is incomplete: {what}. "
-                             f"Delete {path} and {_HOW_TO_FIX.format(name=path.name)}")
+                             f"Delete {path}, then run again. {_HOW_TO_FIX.format(name=path.name)}")
     return path
 
-# %% ../nbs/01_data.ipynb #9a4f034f
+# %% ../nbs/01_data.ipynb #3885317d
 def fastai_data_dir():
     "fastai's data folder: `$FASTAI_HOME/data`, `~/.fastai/data` by default."
-    from fastai.data.external import fastai_path  # fastai is slow to import; only this path needs it
-    return Path(fastai_path('data'))
+    from fastai.data.external import fastai_path, fastai_cfg  # fastai is slow to import; only this path needs it
+    for _ in range(100):
+        if (p := fastai_path('data')) is not None: return Path(p)
+        fastai_cfg.cache_clear(); time.sleep(0.02)  # another process is still writing fastai's config.ini
+    raise MNISTDataError("fastai's config.ini names no data folder; delete it (in $FASTAI_HOME, ~/.fastai by default) "
+                         "and fastai will write a new one.")
 
 def sha256(fname, bufsize=1<<20):
     "Hex SHA-256 of the file `fname`."
@@ -69,7 +76,7 @@ def verify_checksum(archive):
         raise MNISTDataError(f"{archive} does not match its checksum in {sums} (expected {expected[archive.name]}, "
                              f"got {got}): the archive is damaged or was replaced. Copy a good {archive.name} there again.")
 
-# %% ../nbs/01_data.ipynb #0250332e
+# %% ../nbs/01_data.ipynb #6d1177c1
 def extract_archive(archive, dest, counts):
     "Verify and extract `archive` (which holds the folder `dest.name`) to `dest`, atomically; return `dest`."
     archive, dest = Path(archive), Path(dest)
@@ -82,8 +89,11 @@ def extract_archive(archive, dest, counts):
         except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
             raise MNISTDataError(f"{archive} could not be extracted ({type(e).__name__}: {e}); it is truncated or damaged. "
                                  f"Copy a good {archive.name} there again.") from None
-        check_dataset(tmp/dest.name, counts)
-        if dest.exists(): shutil.move(dest, tmp/'replaced')  # a damaged earlier copy
+        if what := _shortfall(tmp/dest.name, counts):
+            raise MNISTDataError(f"{archive} does not hold a complete {dest.name}: {what}. Copy a good {archive.name} there again.")
+        if dest.exists():
+            if not _shortfall(dest, counts): return dest  # another process finished the same extraction first
+            shutil.move(dest, tmp/'replaced')  # a damaged earlier copy
         try: (tmp/dest.name).rename(dest)
         except OSError:
             if not dest.exists(): raise
@@ -91,7 +101,7 @@ def extract_archive(archive, dest, counts):
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return check_dataset(dest, counts)
 
-# %% ../nbs/01_data.ipynb #23038a23
+# %% ../nbs/01_data.ipynb #c94117f9
 def _dataset_path(name, url_name, counts):
     if src := os.environ.get('MNIST37_DATA'):
         src = Path(src).expanduser()
@@ -124,7 +134,7 @@ def mnist_full_path():
     "Path of the checked `mnist_png` folder (all ten digits), found or extracted as described above."
     return _dataset_path('mnist_png', 'MNIST', FULL_COUNTS)
 
-# %% ../nbs/01_data.ipynb #671340d2
+# %% ../nbs/01_data.ipynb #2f795118
 def cache_dir():
     "Where decoded tensors are cached: `$MNIST37_CACHE`, else `~/.cache/mnist37`."
     return Path(os.environ.get('MNIST37_CACHE') or Path.home()/'.cache'/'mnist37').expanduser()
@@ -151,7 +161,7 @@ def _decode(fname):
                              f"The dataset is damaged: delete its folder and extract it again.")
     return np.asarray(im)
 
-# %% ../nbs/01_data.ipynb #e9a64726
+# %% ../nbs/01_data.ipynb #3ced9f7d
 def decode_digit(folder):
     "Decode every PNG in `folder`, in `digit_files` order, into one uint8 array of shape (n, 28, 28)."
     files = digit_files(folder)
@@ -167,11 +177,13 @@ def load_digit_bytes(folder, cache=True):
     fn = cache_dir()/f'{stem}-{_fingerprint(folder)}.npy'
     if fn.exists():
         try: return torch.from_numpy(np.load(fn))
-        except (OSError, ValueError): pass  # unreadable cache: decode again and rewrite it
+        except (OSError, ValueError, EOFError): pass  # unreadable cache: decode again and rewrite it
     arr = decode_digit(folder)
     fn.parent.mkdir(parents=True, exist_ok=True)
     for old in fn.parent.glob(f'{stem}-*.npy'): old.unlink(missing_ok=True)  # stale keys of this folder
-    with tempfile.NamedTemporaryFile(dir=fn.parent, prefix='.tmp-', suffix='.npy', delete=False) as f: np.save(f, arr)
+    with tempfile.NamedTemporaryFile(dir=fn.parent, prefix='.tmp-', suffix='.npy', delete=False) as f:
+        try: np.save(f, arr)
+        except BaseException: os.unlink(f.name); raise  # no half-written file left behind
     os.replace(f.name, fn)
     return torch.from_numpy(arr)
 
@@ -179,7 +191,7 @@ def load_digit(folder, cache=True):
     "The images in `folder` as one float tensor (n, 28, 28) in [0, 1], sorted by file name."
     return load_digit_bytes(folder, cache=cache).float().div_(255)  # the book's `.float()/255`, in place
 
-# %% ../nbs/01_data.ipynb #69f3833c
+# %% ../nbs/01_data.ipynb #d427e1eb
 def load_sample(path=None, cache=True):
     "`(train_x, train_y, valid_x, valid_y)` of the 3s-vs-7s sample in the book's shapes: x (n, 784) in [0,1], y (n, 1), 1 for a 3."
     path = Path(path) if path is not None else mnist_sample_path()
