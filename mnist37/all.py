@@ -5,12 +5,18 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/index.ipynb #be370602
-from . import data, loss, training, learner
+# %% ../nbs/index.ipynb #d48cde9d
 from .data import *
+from .baseline import *
+from .quadratic import *
 from .loss import *
 from .training import *
 from .learner import *
+from .models import *
+from .resnet import *
+from .full import *
 
 # nbdev lists only a module's own definitions in `__all__`; this module's job is to re-export the others'
-__all__ = [name for module in (data, loss, training, learner) for name in module.__all__]
+import sys as _sys
+_modules = ('data', 'baseline', 'quadratic', 'loss', 'training', 'learner', 'models', 'resnet', 'full')
+__all__ = [name for m in _modules for name in _sys.modules[f'mnist37.{m}'].__all__]
