@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/index.ipynb #d48cde9d
+# %% ../nbs/index.ipynb #5e0fbecc
 from .data import *
 from .baseline import *
 from .quadratic import *
