@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['simple_net']
 
-# %% ../nbs/08_nonlinearity.ipynb #67098919
+# %% ../nbs/08_nonlinearity.ipynb #c2fa3884
 import operator
 from torch import nn
 
-# %% ../nbs/08_nonlinearity.ipynb #2babaf2d
+# %% ../nbs/08_nonlinearity.ipynb #e7c54873
 def _positive_int(name, v):
     try: n = operator.index(v)
     except TypeError: raise TypeError(f"simple_net needs a whole number for {name}, got {v!r} ({type(v).__name__}).") from None

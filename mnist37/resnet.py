@@ -6,7 +6,7 @@
 __all__ = ['RUNGS', 'resnet18_learner', 'ladder_row', 'baseline_rung', 'linear_rung', 'mlp_rung', 'resnet18_rung', 'run_ladder',
            'ladder_table', 'save_results', 'format_results', 'print_results']
 
-# %% ../nbs/09_resnet18.ipynb #99c4550e
+# %% ../nbs/09_resnet18.ipynb #281d4393
 import json, operator, os, tempfile, time
 from contextlib import nullcontext
 from pathlib import Path
@@ -32,7 +32,7 @@ from .training import batch_accuracy
 from .learner import BasicOptim, train_model, mnist_dls
 from .models import simple_net
 
-# %% ../nbs/09_resnet18.ipynb #72da4109
+# %% ../nbs/09_resnet18.ipynb #381097d4
 def _positive_int(name, v):
     try: n = operator.index(v)
     except TypeError: raise TypeError(f"{name} must be a whole number, got {v!r} ({type(v).__name__}).") from None
@@ -51,7 +51,7 @@ def resnet18_learner(path=None, bs=64, seed=42):
     dls = ImageDataLoaders.from_folder(path, bs=bs)
     return vision_learner(dls, resnet18, pretrained=False, loss_func=F.cross_entropy, metrics=accuracy)
 
-# %% ../nbs/09_resnet18.ipynb #d95a25ab
+# %% ../nbs/09_resnet18.ipynb #f47d6d7d
 def ladder_row(model, accuracy, seconds):
     "One rung of the results ladder: `{'model', 'accuracy', 'seconds'}`, rounded for display."
     return {'model': str(model), 'accuracy': round(float(accuracy), 4), 'seconds': round(float(seconds), 2)}
@@ -68,7 +68,7 @@ def baseline_rung(data=None):
     acc = pixel_baseline(*stacks)['accuracy_all']
     return ladder_row('baseline', acc, time.perf_counter() - start)
 
-# %% ../nbs/09_resnet18.ipynb #820c71de
+# %% ../nbs/09_resnet18.ipynb #0956a9a8
 def linear_rung(data=None, seed=42, epochs=20, lr=1.):
     "Notebook 07's linear model: `nn.Linear(28*28, 1)`, `BasicOptim(lr)`, `train_model` for `epochs` epochs."
     train_x, train_y, valid_x, valid_y = data if data is not None else load_sample()
@@ -101,7 +101,7 @@ def resnet18_rung(path=None, seed=42, epochs=1, lr=0.1, bs=64, progress=False):
     with no_log, no_bar: learn.fit_one_cycle(epochs, lr)
     return ladder_row('resnet18', learn.recorder.values[-1][2], time.perf_counter() - start)
 
-# %% ../nbs/09_resnet18.ipynb #b0bf281d
+# %% ../nbs/09_resnet18.ipynb #91b3d7c9
 RUNGS = ('baseline', 'linear', 'mlp', 'resnet18')
 
 def run_ladder(models=RUNGS, seed=42, progress=True, path=None):
@@ -123,7 +123,7 @@ def run_ladder(models=RUNGS, seed=42, progress=True, path=None):
         if progress: print(f"{name:>9}: accuracy {rows[-1]['accuracy']:.4f}, trained in {rows[-1]['seconds']:.1f} s", flush=True)
     return rows
 
-# %% ../nbs/09_resnet18.ipynb #3fcbe5ca
+# %% ../nbs/09_resnet18.ipynb #e773e3d5
 def ladder_table(rows):
     "The ladder's rows (dicts with `model`, `accuracy`, `seconds`) as a pandas DataFrame, one row per model."
     rows = list(rows)
@@ -132,7 +132,7 @@ def ladder_table(rows):
             raise ValueError(f"a ladder row must be a dict with 'model', 'accuracy' and 'seconds' (see ladder_row), got {r!r}.")
     return pd.DataFrame(rows, columns=['model', 'accuracy', 'seconds'])
 
-# %% ../nbs/09_resnet18.ipynb #db65bd35
+# %% ../nbs/09_resnet18.ipynb #27a5de60
 def save_results(rows, path):
     "Write the ladder's `rows` to `path` as JSON, atomically; return the path."
     rows = ladder_table(rows).to_dict('records')   # checks the rows
@@ -141,6 +141,7 @@ def save_results(rows, path):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'w') as f: json.dump(rows, f, indent=1)
+        os.chmod(tmp, 0o644)   # mkstemp makes the file private; results are for anyone to read
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
