@@ -12,7 +12,7 @@ endif
 # Jupyter refuses to run as root (containers, CI machines) unless told it is on purpose.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: course test lab venv export notebooks clean site browser
+.PHONY: course test lab venv export notebooks clean site browser bench
 
 # The venv is rebuilt only when the pinned requirements change.
 $(VENV)/.installed: settings.ini setup.py
@@ -27,13 +27,13 @@ venv: $(VENV)/.installed
 # Execute every notebook in order, headless, into _course/, then print the chapter's results.
 course: venv
 	@mkdir -p _course
-	@export MNIST37_RESULTS=$(CURDIR)/_course/results.json; rm -f $$MNIST37_RESULTS; \
+	@export MNIST37_RESULTS=$(CURDIR)/_course/results.json; rm -f $$MNIST37_RESULTS _course/times.txt; \
 	for nb in nbs/[0-9]*.ipynb; do \
 	  start=$$(date +%s%N); \
 	  $(BIN)/jupyter nbconvert --to notebook --execute --log-level=WARN --output-dir _course \
 	    --ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.kernel_name=mnist37 "$$nb" || exit 1; \
 	  ms=$$(( ($$(date +%s%N) - start) / 1000000 )); \
-	  printf '%-32s %4d.%01d s\n' "$$(basename $$nb)" $$((ms / 1000)) $$((ms % 1000 / 100)); \
+	  printf '%-32s %4d.%01d s\n' "$$(basename $$nb)" $$((ms / 1000)) $$((ms % 1000 / 100)) | tee -a _course/times.txt; \
 	done; \
 	if [ -f $$MNIST37_RESULTS ]; then $(PY) -m mnist37.resnet $$MNIST37_RESULTS; \
 	else echo "(the results ladder is printed once the chapter's last notebook exists)"; fi
@@ -46,6 +46,11 @@ test: venv browser
 	  echo "mnist37/ differs from what nbdev_export makes of nbs/: export and commit the library." >&2; exit 1; fi
 	MPLBACKEND=Agg $(BIN)/nbdev_test --flags slow --timing
 	$(BIN)/pytest tests/
+
+# The speed benchmark, not part of `make test`: the book's pipelines and mnist37's fast paths side by side,
+# medians of repeats, into bench/results.json and bench/results.md. Options in BENCH_ARGS (see bench/README.md).
+bench: venv
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 # JupyterLab on the notebooks, with the project's kernel. Extra options go in LAB_ARGS,
 # e.g. `make lab LAB_ARGS='--no-browser --port=8890'`.

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/index.ipynb #5e0fbecc
+# %% ../nbs/index.ipynb #27924eec
 from .data import *
 from .baseline import *
 from .quadratic import *
@@ -14,9 +14,10 @@ from .training import *
 from .learner import *
 from .models import *
 from .resnet import *
+from .fast import *
 from .full import *
 
 # nbdev lists only a module's own definitions in `__all__`; this module's job is to re-export the others'
 import sys as _sys
-_modules = ('data', 'baseline', 'quadratic', 'loss', 'training', 'learner', 'models', 'resnet', 'full')
+_modules = ('data', 'baseline', 'quadratic', 'loss', 'training', 'learner', 'models', 'resnet', 'fast', 'full')
 __all__ = [name for m in _modules for name in _sys.modules[f'mnist37.{m}'].__all__]

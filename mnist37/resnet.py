@@ -6,7 +6,7 @@
 __all__ = ['RUNGS', 'resnet18_learner', 'ladder_row', 'baseline_rung', 'linear_rung', 'mlp_rung', 'resnet18_rung', 'run_ladder',
            'ladder_table', 'save_results', 'format_results', 'print_results']
 
-# %% ../nbs/09_resnet18.ipynb #281d4393
+# %% ../nbs/09_resnet18.ipynb #ebf0e233
 import json, operator, os, tempfile, time
 from contextlib import nullcontext
 from pathlib import Path
@@ -32,7 +32,7 @@ from .training import batch_accuracy
 from .learner import BasicOptim, train_model, mnist_dls
 from .models import simple_net
 
-# %% ../nbs/09_resnet18.ipynb #381097d4
+# %% ../nbs/09_resnet18.ipynb #96ee254d
 def _positive_int(name, v):
     try: n = operator.index(v)
     except TypeError: raise TypeError(f"{name} must be a whole number, got {v!r} ({type(v).__name__}).") from None
@@ -51,7 +51,7 @@ def resnet18_learner(path=None, bs=64, seed=42):
     dls = ImageDataLoaders.from_folder(path, bs=bs)
     return vision_learner(dls, resnet18, pretrained=False, loss_func=F.cross_entropy, metrics=accuracy)
 
-# %% ../nbs/09_resnet18.ipynb #f47d6d7d
+# %% ../nbs/09_resnet18.ipynb #c03341e1
 def ladder_row(model, accuracy, seconds):
     "One rung of the results ladder: `{'model', 'accuracy', 'seconds'}`, rounded for display."
     return {'model': str(model), 'accuracy': round(float(accuracy), 4), 'seconds': round(float(seconds), 2)}
@@ -68,7 +68,7 @@ def baseline_rung(data=None):
     acc = pixel_baseline(*stacks)['accuracy_all']
     return ladder_row('baseline', acc, time.perf_counter() - start)
 
-# %% ../nbs/09_resnet18.ipynb #0956a9a8
+# %% ../nbs/09_resnet18.ipynb #652698ab
 def linear_rung(data=None, seed=42, epochs=20, lr=1.):
     "Notebook 07's linear model: `nn.Linear(28*28, 1)`, `BasicOptim(lr)`, `train_model` for `epochs` epochs."
     train_x, train_y, valid_x, valid_y = data if data is not None else load_sample()
@@ -101,7 +101,7 @@ def resnet18_rung(path=None, seed=42, epochs=1, lr=0.1, bs=64, progress=False):
     with no_log, no_bar: learn.fit_one_cycle(epochs, lr)
     return ladder_row('resnet18', learn.recorder.values[-1][2], time.perf_counter() - start)
 
-# %% ../nbs/09_resnet18.ipynb #91b3d7c9
+# %% ../nbs/09_resnet18.ipynb #5b44ec57
 RUNGS = ('baseline', 'linear', 'mlp', 'resnet18')
 
 def run_ladder(models=RUNGS, seed=42, progress=True, path=None):
@@ -123,16 +123,17 @@ def run_ladder(models=RUNGS, seed=42, progress=True, path=None):
         if progress: print(f"{name:>9}: accuracy {rows[-1]['accuracy']:.4f}, trained in {rows[-1]['seconds']:.1f} s", flush=True)
     return rows
 
-# %% ../nbs/09_resnet18.ipynb #e773e3d5
+# %% ../nbs/09_resnet18.ipynb #cf4a47b5
 def ladder_table(rows):
-    "The ladder's rows (dicts with `model`, `accuracy`, `seconds`) as a pandas DataFrame, one row per model."
+    "The ladder's rows (dicts with `model`, `accuracy`, `seconds`, and any further columns) as a pandas DataFrame, one row per model."
     rows = list(rows)
     for r in rows:
         if not isinstance(r, dict) or not {'model', 'accuracy', 'seconds'} <= set(r):
             raise ValueError(f"a ladder row must be a dict with 'model', 'accuracy' and 'seconds' (see ladder_row), got {r!r}.")
-    return pd.DataFrame(rows, columns=['model', 'accuracy', 'seconds'])
+    extra = [k for r in rows for k in r if k not in ('model', 'accuracy', 'seconds')]
+    return pd.DataFrame(rows, columns=['model', 'accuracy', 'seconds', *dict.fromkeys(extra)])
 
-# %% ../nbs/09_resnet18.ipynb #27a5de60
+# %% ../nbs/09_resnet18.ipynb #2402898e
 def save_results(rows, path):
     "Write the ladder's `rows` to `path` as JSON, atomically; return the path."
     rows = ladder_table(rows).to_dict('records')   # checks the rows
@@ -149,8 +150,10 @@ def save_results(rows, path):
     return path
 
 def format_results(rows):
-    "The ladder's `rows` as aligned text: accuracy to 4 places, seconds to 1."
-    return ladder_table(rows).to_string(index=False, formatters={'accuracy': '{:.4f}'.format, 'seconds': '{:.1f}'.format})
+    "The ladder's `rows` as aligned text: accuracies to 4 places, seconds to 1 (also a later notebook's `book_*` and `speedup` columns)."
+    fmt = {'accuracy': '{:.4f}', 'seconds': '{:.1f}', 'book_accuracy': '{:.4f}', 'book_seconds': '{:.1f}', 'speedup': '{:.1f}x'}
+    table = ladder_table(rows)
+    return table.to_string(index=False, na_rep='', formatters={k: f.format for k, f in fmt.items() if k in table})
 
 @call_parse
 def print_results(path:str):  # a JSON file written by `save_results`, such as `_course/results.json`

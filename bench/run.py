@@ -1,0 +1,145 @@
+"""mnist37 benchmark: the book's pipelines and mnist37's fast paths, side by side in one run.
+
+Usage: MNIST37_DATA=../shared/data .venv/bin/python bench/run.py [--repeats 5] [--resnet-repeats 1]
+       [--only data,linear,mlp,resnet18] [--threads N] [--course-log LOG] [--out bench]
+Writes bench/results.json (atomically) and bench/results.md. Each measurement is repeated and the median kept;
+the competing versions are interleaved (book, mnist37, hand, book, ...) so background load hits them alike."""
+import warnings; warnings.filterwarnings('ignore', message='.*torch.jit.script.*deprecated')
+import argparse, json, os, platform, re, resource, sys, tempfile, time
+from pathlib import Path
+from statistics import median
+
+import numpy as np
+from PIL import Image
+import torch
+from torch import nn
+from fastai.torch_core import set_seed
+
+import mnist37
+from mnist37.data import mnist_sample_path, load_sample, load_digit_bytes
+from mnist37.models import simple_net
+from mnist37.resnet import resnet18_rung
+from mnist37.fast import fit_fast, learner_fit, hand_fit, fit_resnet18_fast, sample_bytes, bf16_supported
+
+def clock(f):
+    start = time.perf_counter(); res = f(); return time.perf_counter() - start, res
+
+def rss_mb():
+    "Peak resident memory of this process so far, in MB (ru_maxrss is in KB on Linux)."
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def machine():
+    model = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor()) \
+        if Path('/proc/cpuinfo').exists() else platform.processor()
+    flags = next((l.split(':', 1)[1].split() for l in open('/proc/cpuinfo') if l.startswith('flags')), []) if Path('/proc/cpuinfo').exists() else []
+    import fastai
+    return {'cpu': model, 'cores': os.cpu_count(), 'torch_threads': torch.get_num_threads(), 'torch': torch.__version__,
+            'fastai': fastai.__version__, 'python': platform.python_version(), 'cpu_capability': torch.backends.cpu.get_cpu_capability(),
+            'avx512_bf16': 'avx512_bf16' in flags, 'bf16_native': bf16_supported(),
+            'load_average_at_start': [round(x, 2) for x in os.getloadavg()]}
+
+def bench_data(path, repeats):
+    folders = [path/s/d for s in ('train', 'valid') for d in '37']
+    # the book's way: open each PNG with PIL, make it a tensor, stack each folder's
+    book = lambda: [torch.stack([torch.tensor(np.array(Image.open(f))) for f in sorted(p.glob('*.png'))]) for p in folders]
+    ours = lambda: [load_digit_bytes(p) for p in folders]
+    ours()  # warm the cache
+    tb, to = [], []
+    for _ in range(repeats):
+        t, a = clock(book); tb.append(t)
+        t, b = clock(ours); to.append(t)
+    identical = all(torch.equal(x, y) for x, y in zip(a, b))
+    return {'baseline_s': median(tb), 'mnist37_s': median(to), 'speedup': median(tb)/median(to), 'bit_identical': identical,
+            'n_images': sum(len(x) for x in b), 'repeats': repeats, 'baseline_all_s': tb, 'mnist37_all_s': to}
+
+def bench_small(data, make_model, epochs, lr, repeats, seed=42):
+    runs = {'learner': lambda m: learner_fit(m, data, epochs, lr),
+            'mnist37': lambda m: round(fit_fast(m, *data, epochs, lr, seed=seed, progress=False)[-1]['batch_accuracy'], 4),
+            'hand':    lambda m: hand_fit(m, data, epochs, lr)}
+    times, accs = {k: [] for k in runs}, {}
+    for _ in range(repeats):
+        for k, f in runs.items():
+            set_seed(seed); m = make_model()
+            t, accs[k] = clock(lambda: f(m)); times[k].append(t)
+    med = {k: median(v) for k, v in times.items()}
+    return {'epochs': epochs, 'lr': lr, 'learner_s': med['learner'], 'mnist37_s': med['mnist37'], 'hand_s': med['hand'],
+            'speedup_vs_learner': med['learner']/med['mnist37'], 'ratio_vs_hand': med['mnist37']/med['hand'],
+            'acc_learner': accs['learner'], 'acc_mnist37': accs['mnist37'], 'acc_hand': accs['hand'], 'repeats': repeats,
+            **{f'{k}_all_s': v for k, v in times.items()}}
+
+def bench_resnet18(path, repeats, seed=42):
+    tb, to, rb, ro = [], [], [], []
+    for _ in range(repeats):
+        # the book's pipeline from the folder: ImageDataLoaders.from_folder + vision_learner + fit_one_cycle(1, 0.1)
+        t, row = clock(lambda: resnet18_rung(path, seed=seed)); tb.append(t); rb.append(row['accuracy'])
+        base_rss = rss_mb()
+        # mnist37's, also from the folder: cached bytes, model, training, validation
+        t, (_, acc, _) = clock(lambda: fit_resnet18_fast(path, seed=seed, progress=False)); to.append(t); ro.append(acc)
+    return {'baseline_s': median(tb), 'mnist37_s': median(to), 'time_ratio': median(to)/median(tb),
+            'acc_baseline': median(rb), 'acc_mnist37': median(ro), 'peak_rss_mb': round(rss_mb(), 1),
+            'peak_rss_mb_after_baseline': round(base_rss, 1), 'repeats': repeats, 'baseline_all_s': tb, 'mnist37_all_s': to,
+            'acc_baseline_all': rb, 'acc_mnist37_all': ro}
+
+def course_from_log(log):
+    "`make course` prints `NN_name.ipynb   12.3 s` per notebook; sum them."
+    if not log: return {'total_s': None, 'per_notebook': None, 'note': 'not measured: pass --course-log LOG, a saved `make course` output'}
+    per = {m[1]: float(m[2]) for m in re.finditer(r'^(\S+\.ipynb)\s+([\d.]+) s$', Path(log).read_text(), re.M)}
+    return {'total_s': round(sum(per.values()), 1), 'per_notebook': per, 'log': str(log)}
+
+def write_atomic(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
+    with os.fdopen(fd, 'w') as f: f.write(text)
+    os.replace(tmp, path)
+
+def table(res):
+    f = lambda v, d=2: '—' if v is None else f'{v:.{d}f}'
+    out = [f"mnist37 benchmark, {res['date']}: {res['machine']['cpu']}, {res['machine']['cores']} cores, torch {res['machine']['torch']}, "
+           f"{res['machine']['torch_threads']} threads, load average at start {res['machine']['load_average_at_start']}. Medians of repeats, seconds.", '',
+           '| task | book | mnist37 | hand loop | ratio | accuracy book / mnist37 |', '|---|---|---|---|---|---|']
+    if d := res.get('data'):
+        out.append(f"| decode 14434 PNGs | {f(d['baseline_s'],3)} | {f(d['mnist37_s'],3)} | | {f(d['speedup'],0)}× faster (bit-identical: {d['bit_identical']}) | |")
+    for k in ('linear', 'mlp'):
+        if d := res.get(k):
+            out.append(f"| {k}, {d['epochs']} epochs | {f(d['learner_s'])} | {f(d['mnist37_s'])} | {f(d['hand_s'])} | "
+                       f"{f(d['speedup_vs_learner'],1)}× faster than Learner, {f(d['ratio_vs_hand'])}× the hand loop | {f(d['acc_learner'],4)} / {f(d['acc_mnist37'],4)} |")
+    if d := res.get('resnet18'):
+        out.append(f"| resnet18, 1 epoch | {f(d['baseline_s'],1)} | {f(d['mnist37_s'],1)} | | time ratio {f(d['time_ratio'])} (peak RSS {f(d['peak_rss_mb'],0)} MB) | "
+                   f"{f(d['acc_baseline'],4)} / {f(d['acc_mnist37'],4)} |")
+    if (c := res.get('course')) and c.get('total_s') is not None: out.append(f"| `make course` | | {f(c['total_s'],1)} | | | |")
+    return '\n'.join(out) + '\n'
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--repeats', type=int, default=5)
+    p.add_argument('--resnet-repeats', type=int, default=1)
+    p.add_argument('--only', default='data,linear,mlp,resnet18')
+    p.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch\'s choice)')
+    p.add_argument('--course-log', default=None, help="`make course`'s per-notebook times (default: _course/times.txt, if `make course` wrote it)")
+    p.add_argument('--out', default=str(Path(__file__).parent))
+    a = p.parse_args(argv)
+    if a.threads: torch.set_num_threads(a.threads)
+    if a.course_log is None and (log := Path(__file__).parent.parent/'_course'/'times.txt').exists(): a.course_log = log
+    only = a.only.split(',')
+    out = Path(a.out)
+    res = {'date': time.strftime('%Y-%m-%d %H:%M'), 'machine': machine()}
+    prev = out/'results.json'
+    if prev.exists():  # keep sections this run does not measure
+        old = json.loads(prev.read_text())
+        res.update({k: v for k, v in old.items() if k in ('data', 'linear', 'mlp', 'resnet18', 'course') and k not in only})
+    path = mnist_sample_path()
+    data = load_sample(path)
+    steps = {'data': lambda: bench_data(path, a.repeats),
+             'linear': lambda: bench_small(data, lambda: nn.Linear(28*28, 1), 20, 1.0, a.repeats),
+             'mlp': lambda: bench_small(data, simple_net, 40, 0.1, a.repeats),
+             'resnet18': lambda: bench_resnet18(path, a.resnet_repeats)}
+    for k in only:
+        t0 = time.perf_counter(); res[k] = steps[k]()
+        print(f'{k}: done in {time.perf_counter()-t0:.0f} s', file=sys.stderr, flush=True)
+        res['machine']['load_average_at_end'] = [round(x, 2) for x in os.getloadavg()]
+        write_atomic(out/'results.json', json.dumps(res, indent=1) + '\n'); write_atomic(out/'results.md', table(res))
+    res['course'] = course_from_log(a.course_log) if a.course_log or 'course' not in res else res['course']
+    write_atomic(out/'results.json', json.dumps(res, indent=1) + '\n'); write_atomic(out/'results.md', table(res))
+    print(table(res))
+
+if __name__ == '__main__': main()
