@@ -38,14 +38,16 @@ course: venv
 	if [ -f $$MNIST37_RESULTS ]; then $(PY) -m mnist37.resnet $$MNIST37_RESULTS; \
 	else echo "(the results ladder is printed once the chapter's last notebook exists)"; fi
 
-# The library must match the notebooks, every notebook must pass (slow cells too), and so must tests/.
+# The library must match the notebooks, every notebook must pass (slow cells too, not the `#| bench` ones that
+# re-time the book's resnet18), and so must tests/. nbdev_test runs two notebooks at once: one thread each keeps
+# them from fighting over the two cores.
 test: venv browser
 	$(BIN)/nbdev_export
 	@if [ -n "$$(git status --porcelain -- mnist37)" ]; then \
 	  git status --short -- mnist37; \
 	  echo "mnist37/ differs from what nbdev_export makes of nbs/: export and commit the library." >&2; exit 1; fi
-	MPLBACKEND=Agg $(BIN)/nbdev_test --flags slow --timing
-	$(BIN)/pytest tests/
+	MPLBACKEND=Agg OMP_NUM_THREADS=1 $(BIN)/nbdev_test --flags slow --timing
+	$(BIN)/pytest tests/ --durations=8
 
 # The speed benchmark, not part of `make test`: the book's pipelines and mnist37's fast paths side by side,
 # medians of repeats, into bench/results.json and bench/results.md. Options in BENCH_ARGS (see bench/README.md).

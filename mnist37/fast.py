@@ -7,7 +7,7 @@ __all__ = ['get_preds', 'evaluate', 'one_cycle', 'fit_fast', 'learner_fit', 'han
            'fast_resnet18', 'sample_bytes', 'bytes_to_input', 'fit_resnet18_fast', 'fast_linear_rung', 'fast_mlp_rung',
            'fast_resnet18_rung', 'beside_book', 'run_fast_ladder']
 
-# %% ../nbs/10_fast.ipynb #05fc88da
+# %% ../nbs/10_fast.ipynb #f3398f9e
 import math, numbers, operator, time, warnings
 from contextlib import nullcontext
 from functools import partial
@@ -33,7 +33,7 @@ from .models import simple_net
 from .learner import BasicOptim, mnist_dls
 from .resnet import RUNGS, ladder_row, ladder_table, baseline_rung, linear_rung, mlp_rung, resnet18_rung
 
-# %% ../nbs/10_fast.ipynb #99f74094
+# %% ../nbs/10_fast.ipynb #50c1bf60
 def _whole(name, v, lo=1):
     if isinstance(v, bool): raise TypeError(f"{name} must be a whole number, got {v!r}.")
     try: n = operator.index(v)
@@ -54,7 +54,7 @@ def _check_xy(name, x, y):
     if len(x) != len(y): raise ValueError(f"fit_fast: {name}_x has {len(x)} rows but {name}_y has {len(y)}; each image needs one label.")
     if len(x) == 0: raise ValueError(f"fit_fast: the {name} set is empty.")
 
-# %% ../nbs/10_fast.ipynb #ad21783f
+# %% ../nbs/10_fast.ipynb #486abd51
 def get_preds(model, x, bs=1024, tfm=noop, amp=None):
     "`model`'s outputs for every row of `x`, `bs` rows at a time, each chunk through `tfm`, in eval mode and without gradients."
     was_training = model.training
@@ -68,7 +68,7 @@ def evaluate(model, x, y, metric=batch_accuracy, bs=1024, tfm=noop):
     "`metric` of `model`'s outputs on all of `x` against `y`, as a float."
     return float(metric(get_preds(model, x, bs, tfm), y))
 
-# %% ../nbs/10_fast.ipynb #ad07aeee
+# %% ../nbs/10_fast.ipynb #00acfaa8
 def one_cycle(opt, lr, total_steps):
     "fastai's `fit_one_cycle` schedule for `opt`: lr from `lr`/25 up to `lr` over the first quarter of `total_steps`, then down to `lr`/1e5."
     cycle_momentum = 'betas' in opt.defaults or opt.defaults.get('momentum', 0) > 0   # plain SGD has none to cycle
@@ -76,7 +76,7 @@ def one_cycle(opt, lr, total_steps):
                                                final_div_factor=1e5/25, cycle_momentum=cycle_momentum,
                                                base_momentum=0.85, max_momentum=0.95)
 
-# %% ../nbs/10_fast.ipynb #7ae47912
+# %% ../nbs/10_fast.ipynb #5c4d7ac9
 def fit_fast(model, train_x, train_y, valid_x, valid_y, epochs, lr, bs=256, loss_func=mnist_loss, metric=batch_accuracy,
              opt_func=torch.optim.SGD, sched=False, tfm=noop, amp=None, seed=None, progress=True):
     "Train `model` on `bs`-row slices of the training tensors, shuffled each epoch; return one dict per epoch: `epoch`, `train_loss`, `valid_loss`, the `metric`, `seconds` so far."
@@ -113,7 +113,7 @@ def fit_fast(model, train_x, train_y, valid_x, valid_y, epochs, lr, bs=256, loss
         if progress: mb.write(' '.join(f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}' for k, v in history[-1].items()))
     return history
 
-# %% ../nbs/10_fast.ipynb #1377362a
+# %% ../nbs/10_fast.ipynb #028f4cc1
 def learner_fit(model, data, epochs, lr, bs=256, progress=False):
     "The book's way: fastai `Learner` over `mnist_dls(*data)` (lists of pairs), plain SGD at `lr`; return the final validation accuracy."
     learn = Learner(mnist_dls(*data, bs=bs), model, opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy)
@@ -132,7 +132,7 @@ def hand_fit(model, data, epochs, lr, bs=256):
                 for w in model.parameters(): w -= lr*w.grad; w.grad = None
     with torch.no_grad(): return round(float(batch_accuracy(model(valid_x), valid_y)), 4)
 
-# %% ../nbs/10_fast.ipynb #b02a1487
+# %% ../nbs/10_fast.ipynb #339787dc
 def bf16_supported():
     "True when this CPU computes in bfloat16 natively (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slower than fp32."
     try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -149,14 +149,14 @@ def cpu_autocast(bf16=None):
         return nullcontext()
     return torch.autocast('cpu', dtype=torch.bfloat16)
 
-# %% ../nbs/10_fast.ipynb #5210ff95
+# %% ../nbs/10_fast.ipynb #67615fa8
 def fast_resnet18(n_in=1, n_out=2, channels_last=True):
     "fastai's resnet18 (body and head, as `vision_learner` builds it) with an `n_in`-channel stem and `n_out` outputs, untrained."
     n_in, n_out = _whole('n_in', n_in), _whole('n_out', n_out)
     model = create_vision_model(resnet18, n_out=n_out, pretrained=False, n_in=n_in)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
-# %% ../nbs/10_fast.ipynb #16b2795a
+# %% ../nbs/10_fast.ipynb #a6bddd5f
 def sample_bytes(path=None):
     "`(train_x, train_y, valid_x, valid_y)` of the 3s-and-7s sample as uint8 images (n, 1, 28, 28) and int64 labels, 1 for a 3."
     path = Path(path) if path is not None else mnist_sample_path()
@@ -170,7 +170,7 @@ def bytes_to_input(xb, channels_last=True):
     xb = xb.float().div_(255)
     return xb.contiguous(memory_format=torch.channels_last) if channels_last else xb
 
-# %% ../nbs/10_fast.ipynb #05541ac1
+# %% ../nbs/10_fast.ipynb #7b336376
 def fit_resnet18_fast(path=None, epochs=1, lr=1e-2, bs=256, seed=42, progress=True, bf16=None, channels_last=True, data=None):
     "Train `fast_resnet18` from scratch on the sample's bytes in memory with `fit_fast`, AdamW and one-cycle; return `(model, accuracy, seconds)`."
     train_x, train_y, valid_x, valid_y = data if data is not None else sample_bytes(path)
@@ -183,7 +183,7 @@ def fit_resnet18_fast(path=None, epochs=1, lr=1e-2, bs=256, seed=42, progress=Tr
                     amp=cpu_autocast(bf16), seed=seed, progress=progress)
     return model, round(hist[-1]['accuracy'], 4), time.perf_counter() - start
 
-# %% ../nbs/10_fast.ipynb #fac0b39f
+# %% ../nbs/10_fast.ipynb #972755f8
 def fast_linear_rung(data=None, seed=42, epochs=20, lr=1.):
     "The linear rung through `fit_fast`: `nn.Linear(28*28, 1)`, plain SGD at `lr`, batches of 256, `epochs` epochs."
     data = data if data is not None else load_sample()
@@ -205,7 +205,7 @@ def fast_resnet18_rung(path=None, seed=42, epochs=1, progress=False, data=None):
     _, acc, secs = fit_resnet18_fast(path, epochs=epochs, seed=seed, progress=progress, data=data)
     return ladder_row('resnet18', acc, secs)
 
-# %% ../nbs/10_fast.ipynb #747f8f1e
+# %% ../nbs/10_fast.ipynb #81fd3e10
 def beside_book(row, book_row):
     "`row` with the book's `book_accuracy`, `book_seconds` and the `speedup` (book's seconds / ours) from `book_row`."
     return {**row, 'book_accuracy': book_row['accuracy'], 'book_seconds': book_row['seconds'],

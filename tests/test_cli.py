@@ -465,8 +465,11 @@ def test_interrupted_training_leaves_the_old_file(env, tmp_path, sig, status, wo
     "Ctrl-C or kill while training: one line, the usual status, the file at --out untouched and no temporary file left."
     out = tmp_path/'m.pt'
     out.write_text('the previous model')
+    # A shell starts background jobs with Ctrl-C ignored, and children inherit that (CI may run us so): give the
+    # command the default SIGINT a terminal gives it, or Python never turns SIGINT into KeyboardInterrupt.
     p = subprocess.Popen([str(MNIST37), 'train', '--model', 'linear', '--epochs', '1000', '--out', str(out)],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert 'training for 1000 epochs' in p.stderr.readline()   # printed once the data is loaded and training starts
         time.sleep(1)
@@ -474,5 +477,5 @@ def test_interrupted_training_leaves_the_old_file(env, tmp_path, sig, status, wo
         stdout, stderr = p.communicate(timeout=120)
     finally:
         if p.poll() is None: p.kill()
-    assert p.returncode == status and stdout == '' and stderr == f'mnist37: error: {word}\n', (p.returncode, stderr)
+    assert p.returncode == status and stdout == '' and stderr == f'mnist37: error: {word}\n', (p.returncode, stdout, stderr)
     assert out.read_text() == 'the previous model' and listing(tmp_path) == [Path('m.pt')]
