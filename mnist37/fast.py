@@ -121,7 +121,7 @@ def learner_fit(model, data, epochs, lr, bs=256, progress=False):
     return round(float(learn.recorder.values[-1][2]), 4)
 
 def hand_fit(model, data, epochs, lr, bs=256):
-    "The floor: shuffle, slice, loss, backward, update, nothing else; return the final validation accuracy."
+    "A minimal hand-written loop: shuffle (into new memory), slice, loss, backward, update; return the final validation accuracy."
     train_x, train_y, valid_x, valid_y = data
     for _ in range(epochs):
         perm = torch.randperm(len(train_x)); xs, ys = train_x[perm], train_y[perm]
