@@ -35,7 +35,7 @@ course: venv
 	  ms=$$(( ($$(date +%s%N) - start) / 1000000 )); \
 	  printf '%-32s %4d.%01d s\n' "$$(basename $$nb)" $$((ms / 1000)) $$((ms % 1000 / 100)) | tee -a _course/times.txt; \
 	done; \
-	if [ -f $$MNIST37_RESULTS ]; then $(PY) -m mnist37.resnet $$MNIST37_RESULTS; \
+	if [ -f $$MNIST37_RESULTS ]; then $(BIN)/mnist37 results $$MNIST37_RESULTS; \
 	else echo "(the results ladder is printed once the chapter's last notebook exists)"; fi
 
 # The library must match the notebooks, every notebook must pass (slow cells too, not the `#| bench` ones that

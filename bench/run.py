@@ -5,21 +5,20 @@ Usage: MNIST37_DATA=../shared/data .venv/bin/python bench/run.py [--repeats 5] [
 Writes bench/results.json (atomically) and bench/results.md. Each measurement is repeated and the median kept;
 the competing versions are interleaved (book, mnist37, hand, book, ...) so background load hits them alike."""
 import warnings; warnings.filterwarnings('ignore', message='.*torch.jit.script.*deprecated')
-import argparse, json, os, platform, re, resource, sys, tempfile, time
+import argparse, json, os, platform, re, resource, sys, time
 from pathlib import Path
 from statistics import median
 
 import numpy as np
 from PIL import Image
 import torch
-from torch import nn
 from fastai.torch_core import set_seed
 
 import mnist37
 from mnist37.data import mnist_sample_path, load_sample, load_digit_bytes
-from mnist37.models import simple_net
-from mnist37.resnet import resnet18_rung
-from mnist37.fast import fit_fast, learner_fit, hand_fit, fit_resnet18_fast, sample_bytes, bf16_supported
+from mnist37.files import atomic_write
+from mnist37.fast import fit_fast, learner_fit, hand_fit, bf16_supported
+from mnist37.recipes import recipe, resolve, resnet18_rung, fit_resnet18_fast
 
 def clock(f):
     start = time.perf_counter(); res = f(); return time.perf_counter() - start, res
@@ -52,7 +51,9 @@ def bench_data(path, repeats):
     return {'baseline_s': median(tb), 'mnist37_s': median(to), 'speedup': median(tb)/median(to), 'bit_identical': identical,
             'n_images': sum(len(x) for x in b), 'repeats': repeats, 'baseline_all_s': tb, 'mnist37_all_s': to}
 
-def bench_small(data, make_model, epochs, lr, repeats, seed=42):
+def bench_small(data, kind, repeats, seed=42):
+    r = recipe(kind)   # the chapter's recipe, as every path trains it
+    make_model, epochs, lr = (lambda: resolve(r.build)(*r.args)), r.epochs, r.lr
     runs = {'learner': lambda m: learner_fit(m, data, epochs, lr),
             'mnist37': lambda m: round(fit_fast(m, *data, epochs, lr, seed=seed, progress=False)[-1]['batch_accuracy'], 4),
             'hand':    lambda m: hand_fit(m, data, epochs, lr)}
@@ -88,9 +89,7 @@ def course_from_log(log):
 
 def write_atomic(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
-    with os.fdopen(fd, 'w') as f: f.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write(text), mode='w')
 
 def table(res):
     f = lambda v, d=2: '—' if v is None else f'{v:.{d}f}'
@@ -130,8 +129,8 @@ def main(argv=None):
     path = mnist_sample_path()
     data = load_sample(path)
     steps = {'data': lambda: bench_data(path, a.repeats),
-             'linear': lambda: bench_small(data, lambda: nn.Linear(28*28, 1), 20, 1.0, a.repeats),
-             'mlp': lambda: bench_small(data, simple_net, 40, 0.1, a.repeats),
+             'linear': lambda: bench_small(data, 'linear', a.repeats),
+             'mlp': lambda: bench_small(data, 'mlp', a.repeats),
              'resnet18': lambda: bench_resnet18(path, a.resnet_repeats)}
     for k in only:
         t0 = time.perf_counter(); res[k] = steps[k]()

@@ -6,6 +6,8 @@
 __all__ = []
 
 # %% ../nbs/index.ipynb #27924eec
+from .checks import *
+from .files import *
 from .data import *
 from .baseline import *
 from .quadratic import *
@@ -14,10 +16,15 @@ from .training import *
 from .learner import *
 from .models import *
 from .resnet import *
+from .ladder import *
 from .fast import *
 from .full import *
+from .recipes import *
+from .modelfile import *
+from .images import *
+from .predict import *
 
 # nbdev lists only a module's own definitions in `__all__`; this module's job is to re-export the others'
 import sys as _sys
-_modules = ('data', 'baseline', 'quadratic', 'loss', 'training', 'learner', 'models', 'resnet', 'fast', 'full')
+_modules = ('checks', 'files', 'data', 'baseline', 'quadratic', 'loss', 'training', 'learner', 'models', 'resnet', 'ladder', 'fast', 'full', 'recipes', 'modelfile', 'images', 'predict')
 __all__ = [name for m in _modules for name in _sys.modules[f'mnist37.{m}'].__all__]

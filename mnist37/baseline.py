@@ -35,7 +35,7 @@ def is_3(x, mean3, mean7, distance=mnist_distance):
 
 # %% ../nbs/02_pixel_similarity.ipynb #de334b85
 def pixel_baseline(train_threes, train_sevens, valid_threes, valid_sevens, distance=mnist_distance):
-    "Accuracy of the mean-image classifier: `acc_3`, `acc_7`, their mean `accuracy` (the book's) and `accuracy_all` (all images)."
+    "Accuracy of the mean-image classifier: `acc_3`, `acc_7`, their mean `accuracy` (the book's), `accuracy_all`."
     mean3, mean7 = train_threes.mean(0), train_sevens.mean(0)
     right_3 = is_3(valid_threes, mean3, mean7, distance).float()
     right_7 = 1 - is_3(valid_sevens, mean3, mean7, distance).float()

@@ -4,59 +4,40 @@
 
 # %% auto #0
 __all__ = ['get_preds', 'evaluate', 'one_cycle', 'fit_fast', 'learner_fit', 'hand_fit', 'bf16_supported', 'cpu_autocast',
-           'fast_resnet18', 'sample_bytes', 'bytes_to_input', 'fit_resnet18_fast', 'fast_linear_rung', 'fast_mlp_rung',
-           'fast_resnet18_rung', 'beside_book', 'run_fast_ladder']
+           'fast_resnet18', 'sample_bytes', 'bytes_to_input', 'fastai_adamw']
 
 # %% ../nbs/10_fast.ipynb #f3398f9e
-import math, numbers, operator, time, warnings
+import math, time, warnings
 from contextlib import nullcontext
-from functools import partial
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet18
 from fastprogress.fastprogress import master_bar, progress_bar
 from fastcore.basics import noop
-from fastai.torch_core import set_seed
 from fastai.vision.learner import create_vision_model
 from fastai.learner import Learner
 from fastai.optimizer import SGD
-from fastai.metrics import accuracy
 import fastai.callback.progress  # adds Learner.no_bar
 
-from .data import mnist_sample_path, load_sample, load_digit_bytes
+from .checks import check_whole, check_positive, check_pairs
+from .data import mnist_sample_path, load_split
 from .loss import mnist_loss
 from .training import batch_accuracy
-from .models import simple_net
-from .learner import BasicOptim, mnist_dls
-from .resnet import RUNGS, ladder_row, ladder_table, baseline_rung, linear_rung, mlp_rung, resnet18_rung
+from .learner import mnist_dls
 
 # %% ../nbs/10_fast.ipynb #50c1bf60
-def _whole(name, v, lo=1):
-    if isinstance(v, bool): raise TypeError(f"{name} must be a whole number, got {v!r}.")
-    try: n = operator.index(v)
-    except TypeError: raise TypeError(f"{name} must be a whole number, got {v!r} ({type(v).__name__}).") from None
-    if n < lo: raise ValueError(f"{name} must be >= {lo}, got {n}.")
-    return n
-
-def _positive(name, v):
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {v!r} ({type(v).__name__}).")
-    if not v > 0: raise ValueError(f"{name} must be positive, got {v!r}.")
-    return v
-
 def _check_xy(name, x, y):
     if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
         raise TypeError(f"fit_fast needs tensors for {name}_x and {name}_y, got {type(x).__name__} and {type(y).__name__}. "
                         f"Use `load_sample()` or `torch.stack` your list first.")
-    if len(x) != len(y): raise ValueError(f"fit_fast: {name}_x has {len(x)} rows but {name}_y has {len(y)}; each image needs one label.")
+    check_pairs('fit_fast', name, x, y)
     if len(x) == 0: raise ValueError(f"fit_fast: the {name} set is empty.")
 
 # %% ../nbs/10_fast.ipynb #486abd51
 def get_preds(model, x, bs=1024, tfm=noop, amp=None):
-    "`model`'s outputs for every row of `x`, `bs` rows at a time, each chunk through `tfm`, in eval mode and without gradients."
+    "`model`'s outputs for every row of `x`, `bs` rows at a time through `tfm`, in eval mode, without gradients."
     was_training = model.training
     model.eval()
     try:
@@ -70,7 +51,7 @@ def evaluate(model, x, y, metric=batch_accuracy, bs=1024, tfm=noop):
 
 # %% ../nbs/10_fast.ipynb #00acfaa8
 def one_cycle(opt, lr, total_steps):
-    "fastai's `fit_one_cycle` schedule for `opt`: lr from `lr`/25 up to `lr` over the first quarter of `total_steps`, then down to `lr`/1e5."
+    "fastai's `fit_one_cycle` schedule for `opt`: up from `lr`/25 to `lr` in the first quarter, then down to `lr`/1e5."
     cycle_momentum = 'betas' in opt.defaults or opt.defaults.get('momentum', 0) > 0   # plain SGD has none to cycle
     return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=0.25, div_factor=25.,
                                                final_div_factor=1e5/25, cycle_momentum=cycle_momentum,
@@ -79,9 +60,10 @@ def one_cycle(opt, lr, total_steps):
 # %% ../nbs/10_fast.ipynb #5c4d7ac9
 def fit_fast(model, train_x, train_y, valid_x, valid_y, epochs, lr, bs=256, loss_func=mnist_loss, metric=batch_accuracy,
              opt_func=torch.optim.SGD, sched=False, tfm=noop, amp=None, seed=None, progress=True):
-    "Train `model` on `bs`-row slices of the training tensors, shuffled each epoch; return one dict per epoch: `epoch`, `train_loss`, `valid_loss`, the `metric`, `seconds` so far."
+    "Train `model` on `bs`-row slices of the training tensors, shuffled each epoch; return one dict per epoch."
     _check_xy('train', train_x, train_y); _check_xy('valid', valid_x, valid_y)
-    epochs, bs, lr = _whole('epochs', epochs, lo=0), _whole('bs', bs), _positive('lr', lr)
+    epochs, bs = check_whole('epochs', epochs, lo=0, fn='fit_fast'), check_whole('bs', bs, fn='fit_fast')
+    lr = check_positive('lr', lr, fn='fit_fast')
     if not isinstance(model, nn.Module): raise TypeError(f"fit_fast needs an nn.Module, got {type(model).__name__}.")
     params = [p for p in model.parameters() if p.requires_grad]
     if not params: raise ValueError("fit_fast: the model has no trainable parameters.")
@@ -115,13 +97,13 @@ def fit_fast(model, train_x, train_y, valid_x, valid_y, epochs, lr, bs=256, loss
 
 # %% ../nbs/10_fast.ipynb #028f4cc1
 def learner_fit(model, data, epochs, lr, bs=256, progress=False):
-    "The book's way: fastai `Learner` over `mnist_dls(*data)` (lists of pairs), plain SGD at `lr`; return the final validation accuracy."
+    "The book's way: fastai's `Learner` over `mnist_dls(*data)`, plain SGD at `lr`; return the final accuracy."
     learn = Learner(mnist_dls(*data, bs=bs), model, opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy)
     with learn.no_logging(), (nullcontext() if progress else learn.no_bar()): learn.fit(epochs, lr)
     return round(float(learn.recorder.values[-1][2]), 4)
 
 def hand_fit(model, data, epochs, lr, bs=256):
-    "A minimal hand-written loop: shuffle (into new memory), slice, loss, backward, update; return the final validation accuracy."
+    "A minimal hand-written loop: shuffle into new memory, slice, loss, backward, update; return the final accuracy."
     train_x, train_y, valid_x, valid_y = data
     for _ in range(epochs):
         perm = torch.randperm(len(train_x)); xs, ys = train_x[perm], train_y[perm]
@@ -139,7 +121,7 @@ def bf16_supported():
     except (AttributeError, RuntimeError): return False
 
 def cpu_autocast(bf16=None):
-    "A context manager: bf16 autocast on the CPU when `bf16` (by default: when `bf16_supported()`) and it works, else a no-op."
+    "bf16 autocast on the CPU when `bf16` (default: `bf16_supported()`) and it works, else a no-op context."
     if bf16 is None: bf16 = bf16_supported()
     if not bf16: return nullcontext()
     try:
@@ -151,19 +133,17 @@ def cpu_autocast(bf16=None):
 
 # %% ../nbs/10_fast.ipynb #67615fa8
 def fast_resnet18(n_in=1, n_out=2, channels_last=True):
-    "fastai's resnet18 (body and head, as `vision_learner` builds it) with an `n_in`-channel stem and `n_out` outputs, untrained."
-    n_in, n_out = _whole('n_in', n_in), _whole('n_out', n_out)
+    "fastai's resnet18 (as `vision_learner` builds it) with an `n_in`-channel stem and `n_out` outputs, untrained."
+    n_in, n_out = check_whole('n_in', n_in, fn='fast_resnet18'), check_whole('n_out', n_out, fn='fast_resnet18')
     model = create_vision_model(resnet18, n_out=n_out, pretrained=False, n_in=n_in)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 # %% ../nbs/10_fast.ipynb #a6bddd5f
 def sample_bytes(path=None):
-    "`(train_x, train_y, valid_x, valid_y)` of the 3s-and-7s sample as uint8 images (n, 1, 28, 28) and int64 labels, 1 for a 3."
+    "`(train_x, train_y, valid_x, valid_y)` of the sample as uint8 images (n, 1, 28, 28) and labels, 1 for a 3."
     path = Path(path) if path is not None else mnist_sample_path()
-    def split(name):
-        threes, sevens = (load_digit_bytes(path/name/d) for d in '37')
-        return torch.cat([threes, sevens]).unsqueeze(1), torch.tensor([1]*len(threes) + [0]*len(sevens))
-    return *split('train'), *split('valid')
+    (train_x, train_y), (valid_x, valid_y) = (load_split(path/split, '37', labels=(1, 0)) for split in ('train', 'valid'))
+    return train_x.unsqueeze(1), train_y, valid_x.unsqueeze(1), valid_y
 
 def bytes_to_input(xb, channels_last=True):
     "uint8 images → float in [0, 1], in the memory layout the model wants: the `tfm` of `fit_fast` for resnet18."
@@ -171,69 +151,6 @@ def bytes_to_input(xb, channels_last=True):
     return xb.contiguous(memory_format=torch.channels_last) if channels_last else xb
 
 # %% ../nbs/10_fast.ipynb #7b336376
-def fit_resnet18_fast(path=None, epochs=1, lr=1e-2, bs=256, seed=42, progress=True, bf16=None, channels_last=True, data=None):
-    "Train `fast_resnet18` from scratch on the sample's bytes in memory with `fit_fast`, AdamW and one-cycle; return `(model, accuracy, seconds)`."
-    train_x, train_y, valid_x, valid_y = data if data is not None else sample_bytes(path)
-    if seed is not None: set_seed(seed, reproducible=True)
-    start = time.perf_counter()
-    model = fast_resnet18(channels_last=channels_last)
-    adamw = partial(torch.optim.AdamW, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01, fused=True)   # fastai's Adam settings
-    hist = fit_fast(model, train_x, train_y, valid_x, valid_y, epochs, lr, bs=bs, loss_func=F.cross_entropy, metric=accuracy,
-                    opt_func=adamw, sched=True, tfm=partial(bytes_to_input, channels_last=channels_last),
-                    amp=cpu_autocast(bf16), seed=seed, progress=progress)
-    return model, round(hist[-1]['accuracy'], 4), time.perf_counter() - start
-
-# %% ../nbs/10_fast.ipynb #972755f8
-def fast_linear_rung(data=None, seed=42, epochs=20, lr=1.):
-    "The linear rung through `fit_fast`: `nn.Linear(28*28, 1)`, plain SGD at `lr`, batches of 256, `epochs` epochs."
-    data = data if data is not None else load_sample()
-    set_seed(seed)
-    model, start = nn.Linear(28*28, 1), time.perf_counter()
-    hist = fit_fast(model, *data, epochs, lr, seed=seed, progress=False)
-    return ladder_row('linear', hist[-1]['batch_accuracy'], time.perf_counter() - start)
-
-def fast_mlp_rung(data=None, seed=42, epochs=40, lr=0.1):
-    "The MLP rung through `fit_fast`: `simple_net()`, plain SGD at `lr`, batches of 256, `epochs` epochs."
-    data = data if data is not None else load_sample()
-    set_seed(seed)
-    model, start = simple_net(), time.perf_counter()
-    hist = fit_fast(model, *data, epochs, lr, seed=seed, progress=False)
-    return ladder_row('mlp', hist[-1]['batch_accuracy'], time.perf_counter() - start)
-
-def fast_resnet18_rung(path=None, seed=42, epochs=1, progress=False, data=None):
-    "The resnet18 rung through `fit_resnet18_fast` (the time covers building the model, training and validating)."
-    _, acc, secs = fit_resnet18_fast(path, epochs=epochs, seed=seed, progress=progress, data=data)
-    return ladder_row('resnet18', acc, secs)
-
-# %% ../nbs/10_fast.ipynb #81fd3e10
-def beside_book(row, book_row):
-    "`row` with the book's `book_accuracy`, `book_seconds` and the `speedup` (book's seconds / ours) from `book_row`."
-    return {**row, 'book_accuracy': book_row['accuracy'], 'book_seconds': book_row['seconds'],
-            'speedup': round(book_row['seconds']/row['seconds'], 1) if row['seconds'] > 0 else None}
-
-def run_fast_ladder(models=RUNGS, seed=42, epochs=None, progress=True, path=None, book=False):
-    "Like `run_ladder`, through the fast paths (`epochs` for every trained model, else the chapter's); `book=True` adds the book's rungs beside."
-    if isinstance(models, str): models = (models,)
-    unknown = [m for m in models if m not in RUNGS]
-    if unknown or not models:
-        raise ValueError(f"run_fast_ladder: unknown or no models {unknown or list(models)}; choose from {', '.join(RUNGS)}.")
-    if epochs is not None: epochs = _whole('epochs', epochs)
-    path = Path(path) if path is not None else mnist_sample_path()
-    data = load_sample(path) if set(models) - {'resnet18'} else None
-    ep = {} if epochs is None else {'epochs': epochs}
-    fast = {'baseline': lambda: baseline_rung(data),
-            'linear':   lambda: fast_linear_rung(data, seed=seed, **ep),
-            'mlp':      lambda: fast_mlp_rung(data, seed=seed, **ep),
-            'resnet18': lambda: fast_resnet18_rung(path, seed=seed, progress=progress, **ep)}
-    slow = {'baseline': lambda: row,   # the same computation both ways: no need to run it twice
-            'linear':   lambda: linear_rung(data, seed=seed, **ep),
-            'mlp':      lambda: mlp_rung(data, seed=seed, progress=progress, **ep),
-            'resnet18': lambda: resnet18_rung(path, seed=seed, progress=progress, **ep)}
-    rows = []
-    for name in sorted(set(models), key=RUNGS.index):
-        row = fast[name]()
-        if book: row = beside_book(row, slow[name]())
-        rows.append(row)
-        if progress: print(f"{name:>9}: accuracy {row['accuracy']:.4f}, trained in {row['seconds']:.1f} s"
-                           + (f" (the book's way: {row['book_accuracy']:.4f} in {row['book_seconds']:.1f} s)" if book else ''), flush=True)
-    return rows
+def fastai_adamw(params, lr):
+    "PyTorch's fused AdamW with fastai's Adam settings: betas (0.9, 0.99), eps 1e-5, weight decay 0.01."
+    return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01, fused=True)

@@ -6,10 +6,10 @@
 __all__ = ['BasicOptim', 'train_epoch', 'train_model', 'mnist_dls']
 
 # %% ../nbs/07_learner.ipynb #d7914704
-import numbers
 import torch
 from torch.utils.data import DataLoader
 from fastai.data.core import DataLoaders
+from .checks import check_whole, check_positive, check_pairs
 from .loss import mnist_loss
 from .training import calc_grad, validate_epoch
 
@@ -23,10 +23,7 @@ class BasicOptim:
         if not self.params:
             raise ValueError("BasicOptim got no parameters. `model.parameters()` is a generator that can be used only "
                              "once: call it again for each new optimizer, or pass a list.")
-        if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
-            raise TypeError(f"BasicOptim needs a number as the learning rate, got lr={lr!r}.")
-        if lr <= 0: raise ValueError(f"BasicOptim needs a positive learning rate, got lr={lr!r}.")
-        self.lr = lr
+        self.lr = check_positive('lr', lr, fn='BasicOptim')
 
     def step(self, *args, **kwargs):
         "Move each parameter that has a gradient by `-lr * grad` (one without a gradient yet is left alone, as in PyTorch)."
@@ -51,9 +48,7 @@ def train_epoch(model, dl, opt, loss_func=mnist_loss):
 
 def train_model(model, dl, valid_dl, opt, epochs, loss_func=mnist_loss):
     "Train `model` for `epochs` epochs; return the validation accuracy after each one."
-    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral):
-        raise TypeError(f"train_model needs a whole number of epochs, got epochs={epochs!r}.")
-    if epochs < 0: raise ValueError(f"train_model needs 0 or more epochs, got epochs={epochs!r}.")
+    epochs = check_whole('epochs', epochs, lo=0, fn='train_model')
     accs = []
     for _ in range(epochs):
         train_epoch(model, dl, opt, loss_func)
@@ -63,13 +58,8 @@ def train_model(model, dl, valid_dl, opt, epochs, loss_func=mnist_loss):
 # %% ../nbs/07_learner.ipynb #754e60b1
 def mnist_dls(train_x, train_y, valid_x, valid_y, bs=256, shuffle=True):
     "fastai `DataLoaders` over the book's datasets: lists of `(x, y)` pairs, batches of `bs`, training set shuffled."
-    for name, x, y in (('train', train_x, train_y), ('valid', valid_x, valid_y)):
-        if len(x) != len(y):
-            raise ValueError(f"mnist_dls: {name}_x has {len(x)} rows but {name}_y has {len(y)}; "
-                             f"each image needs exactly one label.")
-    if isinstance(bs, bool) or not isinstance(bs, numbers.Integral):
-        raise TypeError(f"mnist_dls needs a whole number as the batch size, got bs={bs!r}.")
-    if bs < 1: raise ValueError(f"mnist_dls needs a batch size of at least 1, got bs={bs!r}.")
+    check_pairs('mnist_dls', 'train', train_x, train_y); check_pairs('mnist_dls', 'valid', valid_x, valid_y)
+    bs = check_whole('bs', bs, fn='mnist_dls')
     dl = DataLoader(list(zip(train_x, train_y)), batch_size=bs, shuffle=shuffle)
     valid_dl = DataLoader(list(zip(valid_x, valid_y)), batch_size=bs)
     return DataLoaders(dl, valid_dl)

@@ -7,6 +7,7 @@ __all__ = ['init_params', 'linear1', 'mnist_loss']
 
 # %% ../nbs/05_mnist_loss.ipynb #8cef2ea4
 import torch
+from .checks import check_same_shape, check_not_empty
 
 # %% ../nbs/05_mnist_loss.ipynb #9fb5b01f
 def init_params(size, std=1.0):
@@ -25,10 +26,8 @@ def linear1(xb, weights, bias):
 # %% ../nbs/05_mnist_loss.ipynb #f95fd8d0
 def mnist_loss(predictions, targets):
     "Mean distance from the target: `1-p` for a 3 (target 1), `p` for a 7, where `p` is the sigmoid of the prediction."
-    if predictions.shape != targets.shape:
-        raise ValueError(f"mnist_loss needs predictions and targets of the same shape, got {tuple(predictions.shape)} "
-                         f"and {tuple(targets.shape)}; give targets shape (n, 1) like the predictions.")
-    if predictions.numel() == 0: raise ValueError("mnist_loss got an empty batch (no predictions); check the DataLoader.")
+    check_same_shape('mnist_loss', predictions, targets, ('predictions', 'targets'), 'give targets shape (n, 1) like the predictions')
+    check_not_empty('mnist_loss', predictions, 'an empty batch (no predictions); check the DataLoader')
     if not ((targets==0) | (targets==1)).all():
         raise ValueError("mnist_loss needs targets of 0 (a 7) or 1 (a 3); for digit labels 0-9 use a ten-class "
                          "loss such as cross-entropy instead.")

@@ -6,19 +6,13 @@
 __all__ = ['simple_net']
 
 # %% ../nbs/08_nonlinearity.ipynb #c2fa3884
-import operator
 from torch import nn
+from .checks import check_whole
 
 # %% ../nbs/08_nonlinearity.ipynb #e7c54873
-def _positive_int(name, v):
-    try: n = operator.index(v)
-    except TypeError: raise TypeError(f"simple_net needs a whole number for {name}, got {v!r} ({type(v).__name__}).") from None
-    if n < 1: raise ValueError(f"simple_net needs {name} >= 1, got {n}.")
-    return n
-
 def simple_net(n_in=28*28, n_hidden=30):
-    "The chapter's neural net: a linear layer from `n_in` inputs to `n_hidden` activations, a ReLU, a linear layer to 1 score."
-    n_in, n_hidden = _positive_int('n_in', n_in), _positive_int('n_hidden', n_hidden)
+    "The chapter's neural net: a linear layer from `n_in` inputs to `n_hidden`, a ReLU, a linear layer to 1 score."
+    n_in, n_hidden = check_whole('n_in', n_in, fn='simple_net'), check_whole('n_hidden', n_hidden, fn='simple_net')
     return nn.Sequential(
         nn.Linear(n_in, n_hidden),
         nn.ReLU(),

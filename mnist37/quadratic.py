@@ -7,6 +7,7 @@ __all__ = ['quadratic', 'rmse', 'apply_step']
 
 # %% ../nbs/04_sgd_quadratic.ipynb #50b98ad7
 import torch
+from .checks import check_same_shape, check_not_empty
 
 # %% ../nbs/04_sgd_quadratic.ipynb #767a23cf
 def quadratic(t, params):
@@ -19,11 +20,9 @@ def quadratic(t, params):
 # %% ../nbs/04_sgd_quadratic.ipynb #9ceb537f
 def rmse(preds, targets):
     "Root mean squared error between `preds` and `targets` (the book's `mse`, which takes the square root)."
-    if preds.shape != targets.shape:
-        # (20,1) against (20,) would silently broadcast to a (20,20) table of differences
-        raise ValueError(f"rmse needs preds and targets of the same shape, got {tuple(preds.shape)} and "
-                         f"{tuple(targets.shape)}; reshape one to match the other.")
-    if preds.numel() == 0: raise ValueError("rmse got empty preds and targets; there is no error to measure.")
+    # (20,1) against (20,) would silently broadcast to a (20,20) table of differences
+    check_same_shape('rmse', preds, targets, ('preds', 'targets'), 'reshape one to match the other')
+    check_not_empty('rmse', preds, 'empty preds and targets; there is no error to measure')
     # the value of ((preds-targets)**2).mean().sqrt(), but its gradient at an exact fit is 0, not NaN
     return torch.linalg.vector_norm(preds-targets) / preds.numel()**0.5
 

@@ -7,6 +7,7 @@ __all__ = ['calc_grad', 'batch_accuracy', 'validate_epoch']
 
 # %% ../nbs/06_minibatches.ipynb #e68c711f
 import torch
+from .checks import check_same_shape, check_not_empty
 from .loss import mnist_loss
 
 # %% ../nbs/06_minibatches.ipynb #4f4cb42b
@@ -23,10 +24,8 @@ def calc_grad(xb, yb, model, loss_func=mnist_loss):
 # %% ../nbs/06_minibatches.ipynb #56d19cd5
 def batch_accuracy(xb, yb):
     "Fraction of predictions `xb` (raw scores) on the right side of 0.5 after a sigmoid, against targets `yb` (1 for a 3)."
-    if xb.shape != yb.shape:
-        raise ValueError(f"batch_accuracy needs scores and targets of the same shape, got {tuple(xb.shape)} and "
-                         f"{tuple(yb.shape)}; give targets shape (n, 1) like the model's scores.")
-    if xb.numel() == 0: raise ValueError("batch_accuracy got an empty batch (no scores); check the DataLoader.")
+    check_same_shape('batch_accuracy', xb, yb, ('scores', 'targets'), "give targets shape (n, 1) like the model's scores")
+    check_not_empty('batch_accuracy', xb, 'an empty batch (no scores); check the DataLoader')
     preds = xb.sigmoid()
     correct = (preds>0.5) == yb
     return correct.float().mean()

@@ -462,9 +462,9 @@ def test_basic_optim_bad_arguments():
     with pytest.raises(ValueError, match=r'no parameters.*generator.*only once'): BasicOptim(params, 1.)
     with pytest.raises(ValueError, match=r'no parameters'): BasicOptim([], 1.)
     for lr in ('0.1', None, True, torch.tensor(0.1)):
-        with pytest.raises(TypeError, match=r'number as the learning rate'): BasicOptim(model.parameters(), lr)
+        with pytest.raises(TypeError, match=r'BasicOptim: lr must be a number'): BasicOptim(model.parameters(), lr)
     for lr in (0, -1., 0.):
-        with pytest.raises(ValueError, match=r'positive learning rate'): BasicOptim(model.parameters(), lr)
+        with pytest.raises(ValueError, match=r'BasicOptim: lr must be positive'): BasicOptim(model.parameters(), lr)
 
 @pytest.mark.parametrize('seed', [0, 1, 2])
 def test_train_epoch_lowers_the_loss_on_a_separable_problem(seed):
@@ -511,8 +511,8 @@ def test_train_model_returns_one_accuracy_per_epoch_and_learns():
     assert train_model(model, dls.train, dls.valid, BasicOptim(model.parameters(), 1.), 0) == []
     assert torch.equal(model.weight.detach(), w0)
 
-@pytest.mark.parametrize('epochs,err,words', [(2.0, TypeError, 'whole number of epochs'), (True, TypeError, 'whole number'),
-                                              ('3', TypeError, 'whole number'), (-1, ValueError, '0 or more epochs')])
+@pytest.mark.parametrize('epochs,err,words', [(2.0, TypeError, 'train_model: epochs must be a whole number'), (True, TypeError, 'whole number'),
+                                              ('3', TypeError, 'whole number'), (-1, ValueError, 'epochs must be >= 0')])
 def test_train_model_bad_epochs(epochs, err, words):
     model = nn.Linear(2, 1)
     with pytest.raises(err, match=words): train_model(model, [], [], BasicOptim(model.parameters(), 1.), epochs)
@@ -561,7 +561,7 @@ def test_mnist_dls_rejects_one_label_per_image_mismatch(which):
     with pytest.raises(ValueError) as e: mnist_dls(*args)
     assert f'{which}_x has 5 rows but {which}_y has 4' in message(e) and 'one label' in message(e)
 
-@pytest.mark.parametrize('bs,err,words', [(0, ValueError, 'at least 1'), (-3, ValueError, 'at least 1'),
+@pytest.mark.parametrize('bs,err,words', [(0, ValueError, 'mnist_dls: bs must be >= 1'), (-3, ValueError, 'bs must be >= 1'),
                                           (2.5, TypeError, 'whole number'), (True, TypeError, 'whole number'),
                                           ('64', TypeError, 'whole number')])
 def test_mnist_dls_bad_batch_size(bs, err, words):
@@ -571,11 +571,8 @@ def test_mnist_dls_bad_batch_size(bs, err, words):
 
 # ================================================================= mnist37.models (notebook 08)
 
-try: from mnist37 import models
-except ImportError: models = None   # notebook 08 not exported yet: skip these, not the whole file
-pytestmark_models = pytest.mark.skipif(models is None, reason='mnist37.models does not exist yet (notebook 08)')
+from mnist37 import models
 
-@pytestmark_models
 def test_simple_net_is_linear_relu_linear():
     torch.manual_seed(0)
     net = models.simple_net()
@@ -587,20 +584,18 @@ def test_simple_net_is_linear_relu_linear():
     small = models.simple_net(n_in=2, n_hidden=4)
     assert small(torch.rand(3, 2)).shape == (3, 1)
 
-@pytestmark_models
 def test_simple_net_rejects_unflattened_images():
-    with pytest.raises(RuntimeError, match=r'cannot be multiplied'): models.simple_net()(torch.rand(2, 28, 28))
+    # simple_net checks no input shapes itself (it is a plain nn.Sequential), so the message is PyTorch's, not
+    # ours, and may change between versions: assert only that unflattened images are an error.
+    with pytest.raises(RuntimeError): models.simple_net()(torch.rand(2, 28, 28))
 
-@pytestmark_models
-@pytest.mark.parametrize('kw,err,words', [(dict(n_hidden=0), ValueError, 'n_hidden >= 1'),
-                                          (dict(n_in=-1), ValueError, 'n_in >= 1'),
-                                          (dict(n_hidden=2.5), TypeError, 'whole number for n_hidden'),
-                                          (dict(n_in='784'), TypeError, 'whole number for n_in')])
-@pytestmark_models
+@pytest.mark.parametrize('kw,err,words', [(dict(n_hidden=0), ValueError, 'simple_net: n_hidden must be >= 1'),
+                                          (dict(n_in=-1), ValueError, 'n_in must be >= 1'),
+                                          (dict(n_hidden=2.5), TypeError, 'n_hidden must be a whole number'),
+                                          (dict(n_in='784'), TypeError, 'n_in must be a whole number')])
 def test_simple_net_bad_sizes(kw, err, words):
     with pytest.raises(err, match=words): models.simple_net(**kw)
 
-@pytestmark_models
 def test_simple_net_learns_a_separable_problem_with_basic_optim():
     x, y = separable(5)
     torch.manual_seed(5)

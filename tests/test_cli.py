@@ -219,6 +219,20 @@ def test_ladder_table_and_out(ladder_runs):
     with Image.open(out/'ladder.png') as im: assert im.format == 'PNG' and im.size[0] > 300
 
 
+def test_results_prints_a_saved_ladder(env, ladder_runs, tmp_path):
+    p, out = ladder_runs['table']
+    assert p.returncode == 0, p.stderr
+    shown = run(env, 'results', out/'results.json')
+    assert shown.returncode == 0 and shown.stderr == '', shown.stderr
+    assert shown.stdout.splitlines() == p.stdout.splitlines()       # the same table the ladder printed
+    assert json.loads(run(env, 'results', out/'results.json', '--json').stdout) == json.loads((out/'results.json').read_text())
+    (tmp_path/'bad.json').write_text('{oops')
+    (tmp_path/'rows.json').write_text('[{"model": "x"}]')
+    for path, words in ((tmp_path/'missing.json', 'no results at'), (tmp_path/'bad.json', 'not a results file'),
+                        (tmp_path/'rows.json', "must be a dict with 'model'")):
+        assert_fails(run(env, 'results', path), 1, words)
+
+
 def test_ladder_json(ladder_runs):
     p, _ = ladder_runs['json']
     assert p.returncode == 0, p.stderr
@@ -226,7 +240,7 @@ def test_ladder_json(ladder_runs):
     assert [(r['model'], r['accuracy']) for r in rows] == [('baseline', 0.9514)] and rows[0]['seconds'] >= 0
 
 
-# resnet18's model files go through the same code (notebook 12 round-trips an untrained one); training one
+# resnet18's model files go through the same code (notebook 14 round-trips an untrained one); training one
 # takes minutes on a CPU, so the end-to-end test runs only when asked.
 @pytest.mark.skipif(not os.environ.get('MNIST37_SLOW_TESTS'), reason='trains resnet18 (minutes on a CPU); set MNIST37_SLOW_TESTS=1')
 def test_train_resnet18(env, tmp_path, valid):

@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import mnist37.fast as fast
-from mnist37.fast import (fit_fast, evaluate, get_preds, one_cycle, cpu_autocast, bf16_supported, fast_resnet18,
-                          bytes_to_input, fit_resnet18_fast, beside_book, run_fast_ladder)
+from mnist37.fast import fit_fast, evaluate, get_preds, one_cycle, cpu_autocast, bf16_supported, fast_resnet18, bytes_to_input
+from mnist37.recipes import fit_resnet18_fast, beside_book, run_fast_ladder
 from mnist37.learner import BasicOptim
-from mnist37.resnet import ladder_row
+from mnist37.ladder import ladder_row
 
 def toy(n=600, seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -117,9 +117,41 @@ def test_bf16_fallback_when_autocast_fails(monkeypatch):
     with pytest.warns(UserWarning, match='training in fp32'): ctx = cpu_autocast(True)
     assert isinstance(ctx, nullcontext)
 
-def test_bf16_supported_survives_missing_op(monkeypatch):
-    monkeypatch.delattr(torch.ops.mkldnn, '_is_mkldnn_bf16_supported', raising=False)
-    assert bf16_supported() in (True, False)
+# Where bf16_supported asks the CPU. If it comes to ask torch.cpu._is_avx512_bf16_supported() /
+# torch.cpu._is_amx_tile_supported() instead, list those here: (torch.cpu, '_is_avx512_bf16_supported'), ...
+BF16_PROBES = [(torch.ops.mkldnn, '_is_mkldnn_bf16_supported')]
+
+@pytest.fixture
+def fake_cpu(monkeypatch):
+    "`fake_cpu(answer)` makes every probe in BF16_PROBES return `answer` (or raise it, if it is an exception instance); returns the list of probes called."
+    def fake(answer):
+        calls = []
+        for owner, name in BF16_PROBES:
+            def probe(*a, _name=name, **k):
+                calls.append(_name)
+                if isinstance(answer, BaseException): raise answer
+                return answer
+            monkeypatch.setattr(owner, name, probe)
+        return calls
+    return fake
+
+@pytest.mark.parametrize('error', [AttributeError("no such op"), RuntimeError("mkldnn is not built")])
+def test_bf16_supported_is_false_when_the_probe_fails(fake_cpu, error):
+    calls = fake_cpu(error)
+    assert bf16_supported() is False
+    assert calls, "bf16_supported never called the faked probe: retarget BF16_PROBES"
+
+@pytest.mark.parametrize('answer', [True, False])
+def test_bf16_supported_reports_the_cpus_answer(fake_cpu, answer):
+    calls = fake_cpu(answer)
+    assert bf16_supported() is answer
+    assert calls, "bf16_supported never called the faked probe: retarget BF16_PROBES"
+
+def test_cpu_autocast_contexts(fake_cpu):
+    assert type(cpu_autocast(False)) is nullcontext
+    assert isinstance(cpu_autocast(True), torch.autocast)
+    fake_cpu(False); assert type(cpu_autocast()) is nullcontext          # the default asks bf16_supported()
+    fake_cpu(True);  assert isinstance(cpu_autocast(), torch.autocast)
 
 def test_bytes_to_input():
     xb = torch.tensor([[[[0, 255], [51, 102]]]], dtype=torch.uint8)
@@ -146,8 +178,8 @@ def test_beside_book():
     assert beside_book(ladder_row('mlp', 0.98, 0.0), ladder_row('mlp', 0.981, 6.0))['speedup'] is None
 
 @pytest.mark.parametrize('kw, err, msg', [
-    (dict(models='cnn'), ValueError, r"unknown or no models \['cnn'\]"),
-    (dict(models=()), ValueError, 'unknown or no models'),
+    (dict(models='cnn'), ValueError, r"unknown model 'cnn' for the sample dataset; choose from baseline"),
+    (dict(models=()), ValueError, "unknown model ''"),
     (dict(models='linear', epochs=0), ValueError, 'epochs must be >= 1'),
     (dict(models='linear', epochs=2.5), TypeError, 'epochs must be a whole number'),
 ])

@@ -64,7 +64,7 @@ def test_pages_hold_prose_code_and_outputs(site):
         assert doc.select('.jp-OutputArea-output'), f"{name}.ipynb holds no outputs: execute it before it is published"
     doc = page(site, CHAPTER)
     code = '\n'.join(c.get_text() for c in doc.select('.jp-InputArea'))
-    assert 'def check_dataset(' in code and 'book_threes.shape' in code       # exported and teaching cells both show
+    assert 'def load_sample(' in code and 'book_threes.shape' in code      # exported and teaching cells both show
     assert '#|' not in code                                                 # directives are for nbdev, not readers
     assert 'filterwarnings' not in code                                     # the `#| hide` cell is gone
     assert 'torch.Size([6131, 28, 28])' in doc.get_text()                   # outputs come from the committed notebook
