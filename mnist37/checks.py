@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['check_whole', 'check_positive', 'check_one_of', 'check_same_shape', 'check_not_empty', 'check_pairs',
-           'check_subfolders', 'CLIError']
+           'check_subfolders', 'CLIError', 'printable']
 
 # %% ../nbs/90_checks.ipynb #af9c20fc
 import numbers, operator
@@ -60,5 +60,9 @@ def check_subfolders(fn, path, names, fix):
 class CLIError(Exception):
     "An expected failure: `main` prints `mnist37: error: <message>` on one line and exits with `code` (2: usage, 1: input)."
     def __init__(self, message, code=1):
-        super().__init__(' '.join(str(message).split('\n')))  # always one line
+        super().__init__(printable(' '.join(str(message).split('\n'))))  # always one line, nothing a terminal acts on
         self.code = code
+
+def printable(text):
+    "`text` with each character a terminal would act on (a newline, an escape code, any control) written as its escape."
+    return ''.join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))

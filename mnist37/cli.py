@@ -7,14 +7,14 @@ __all__ = ['usage_error', 'cmd_ladder', 'cmd_results', 'cmd_train', 'cmd_predict
 
 # %% ../nbs/15_cli.ipynb #2ec249b6
 import argparse, contextlib, json, os, signal, sys, warnings
-from pathlib import Path
 
 from . import __version__
-from .checks import CLIError
+from .checks import CLIError, printable
+from .files import check_output_file, check_output_folder
 from .ladder import check_models, row_summary
-from .recipes import DATASETS, DESCRIPTION, EVAL_SET, kinds, recipe
+from .recipes import DATASETS, DESCRIPTION, EVAL_SET, kinds, recipe, training_line
 from .modelfile import model_record, save_model, check_model_path, read_model, load_model
-from .predict import prepare_images, predict_prepared, evaluate_model
+from .predict import prepare_images, predict_prepared, evaluate_model, confusion_table
 
 # %% ../nbs/15_cli.ipynb #c8ed5482
 class _Parser(argparse.ArgumentParser):
@@ -42,22 +42,10 @@ def usage_error(args, message):
     args.parser.error(message)
 
 # %% ../nbs/15_cli.ipynb #91d91c22
-def _check_out_file(raw):
-    out = Path(raw)
-    if out.is_dir() or str(raw).endswith(('/', os.sep)):   # Path() drops a trailing slash: look at what was typed
-        raise CLIError(f"--out {raw} is a folder; give the file to write, like {out/'model.pt'}", code=2)
-    folder = out.parent
-    if not folder.is_dir(): raise CLIError(f"--out {out}: the folder {folder} does not exist; create it first", code=2)
-    if not os.access(folder, os.W_OK | os.X_OK): raise CLIError(f"--out {out}: cannot write in the folder {folder}", code=2)
-    return out
-
-def _check_out_dir(out):
-    out = Path(out)
-    if out.exists() and not out.is_dir(): raise CLIError(f"--out {out} is a file; give a folder for results.json and ladder.png", code=2)
-    folder = out if out.exists() else out.parent
-    if not folder.is_dir(): raise CLIError(f"--out {out}: the folder {folder} does not exist; create it first", code=2)
-    if not os.access(folder, os.W_OK | os.X_OK): raise CLIError(f"--out {out}: cannot write in the folder {folder}", code=2)
-    return out
+def _check_out(check, out, *args):
+    "`check(out, *args)` (appendix B), its `ValueError` as a usage error about `--out`."
+    try: return check(out, *args)
+    except ValueError as e: raise CLIError(f"--out {e}", code=2) from None
 
 # %% ../nbs/15_cli.ipynb #83aa554d
 def _say(msg): print(msg, file=sys.stderr, flush=True)
@@ -74,7 +62,7 @@ def cmd_ladder(args):
     "`mnist37 ladder`: train and score the models of `--dataset`'s ladder, print the results table."
     if args.book and args.dataset != 'sample':
         usage_error(args, "argument --book: the book's code trains on the 3s and 7s only, not with --dataset full")
-    out = _check_out_dir(args.out) if args.out else None
+    out = _check_out(check_output_folder, args.out, ('results.json', 'ladder.png')) if args.out else None
     names = ('baseline', *kinds(args.dataset))
     try: models = check_models(None if args.models is None else [m for group in args.models for m in group], names, args.dataset)
     except ValueError as e: usage_error(args, f"argument --models: {e}")
@@ -83,7 +71,7 @@ def cmd_ladder(args):
     def starting(name):
         if name == 'baseline': return
         n = args.epochs or recipe(name, args.dataset).epochs
-        _say(f"{name}: training for {n} epoch{'s'[:n>1]} (seed {args.seed})" + (", then the book's way" if args.book else ''))
+        _say(training_line(name, n, args.seed) + (", then the book's way" if args.book else ''))
     with _stdout_to_stderr():
         rungs = ladder_rungs(args.dataset, 'beside' if args.book else 'fast', args.seed, args.epochs, _progress())
         rows = run_ladder(rungs, models, args.dataset, on_start=starting, on_row=lambda row: _say(row_summary(row)))
@@ -106,13 +94,13 @@ def cmd_train(args):
     if args.model not in kinds(args.dataset):
         usage_error(args, f"argument --model: invalid choice: {args.model!r} for --dataset {args.dataset} "
                           f"(choose from {', '.join(kinds(args.dataset))})")
-    out = _check_out_file(args.out)
+    out = _check_out(check_output_file, args.out)
     epochs = args.epochs or recipe(args.model, args.dataset).epochs
     from mnist37.recipes import train
     with _stdout_to_stderr():
         model, acc, secs = train(args.model, args.dataset, args.seed, epochs, progress=_progress(), log=_say)
     save_model(model_record(model, args.model, acc, args.seed, epochs, args.dataset), out)
-    print(f"{out}: {args.model}{_for(args.dataset)}, {EVAL_SET[args.dataset]} accuracy {acc:.4f} "
+    print(f"{printable(out)}: {args.model}{_for(args.dataset)}, {EVAL_SET[args.dataset]} accuracy {acc:.4f} "
           f"after {epochs} epoch{'s'[:epochs>1]} ({secs:.1f} s)")
     return 0
 
@@ -135,7 +123,7 @@ def cmd_predict(args):
     if args.json: print(json.dumps(results, indent=1))
     else:
         for r in results:
-            if 'digit' in r: print(f"{r['path']}: {r['digit']} (p={r['probability']:.3f})")
+            if 'digit' in r: print(f"{printable(r['path'])}: {r['digit']} (p={r['probability']:.3f})")
     return 1 if bad else 0
 
 def cmd_eval(args):
@@ -145,13 +133,10 @@ def cmd_eval(args):
     res = evaluate_model(model, rec)
     if args.json: print(json.dumps({'path': str(args.model), 'kind': rec['kind'], 'dataset': rec['dataset'], **res}, indent=1))
     else:
-        cls, w = res['classes'], max(6, len(str(res['total'])) + 2)
-        print(f"{args.model}: {rec['kind']} model{_for(rec['dataset'])}, trained for {rec['epochs']} epoch{'s'[:rec['epochs']>1]} "
-              f"(seed {rec['seed']}) by mnist37 {rec['mnist37_version']}")
+        print(f"{printable(args.model)}: {rec['kind']} model{_for(rec['dataset'])}, trained for {rec['epochs']} epoch{'s'[:rec['epochs']>1]} "
+              f"(seed {rec['seed']}) by mnist37 {printable(rec['mnist37_version'])}")
         print(f"{EVAL_SET[rec['dataset']]} accuracy: {res['accuracy']:.4f} ({res['correct']} of {res['total']} images)")
-        print("confusion matrix (rows: true digit, columns: predicted):")
-        print(' ' * 6 + ''.join(f'{c:>{w}}' for c in cls))
-        for c, row in zip(cls, res['confusion']): print(f'{c:>6}' + ''.join(f'{n:>{w}}' for n in row))
+        print(confusion_table(res))
     return 0
 
 # %% ../nbs/15_cli.ipynb #956b323b
@@ -224,14 +209,19 @@ def _data_error(e):
     data = sys.modules.get('mnist37.data')
     return data is not None and isinstance(e, data.MNISTDataError)
 
+def _warn(message, category, *args, **kwargs):
+    print(f"mnist37: warning: {printable(' '.join(str(message).split()))}", file=sys.stderr, flush=True)
+
 def main(argv=None):
     "Run the `mnist37` command with the arguments `argv` (default: the command line's); return the exit status."
     warnings.filterwarnings('ignore', message='.*torch.jit.script.*deprecated')  # noise from fastai's import
+    warnings.showwarning = _warn                                                   # one line each, like the errors
     if argv is None:   # the console script, not a call from Python: `kill` cleans up like Ctrl-C
         with contextlib.suppress(ValueError): signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         args = make_parser().parse_args(None if argv is None else [str(a) for a in argv])
         if args.command is None: raise CLIError("no command given; choose one of ladder, train, predict, eval, results (see `mnist37 --help`)", code=2)
+        if sys.stdout is None: raise CLIError("standard output is closed, so the results would be lost; send it to a file or a pipe")
         return args.func(args)
     except SystemExit as e: return e.code or 0          # --help and --version
     except CLIError as e: msg, code = str(e), e.code
@@ -240,6 +230,9 @@ def main(argv=None):
     except BrokenPipeError:                              # e.g. `mnist37 predict ... | head -1`
         with contextlib.suppress(Exception): os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as e:                                 # the machine's problem, not ours: a full disk, a permission
+        if os.environ.get('MNIST37_DEBUG'): raise
+        msg, code = f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}", 1
     except Exception as e:
         if os.environ.get('MNIST37_DEBUG'): raise
         msg, code = (str(e) if _data_error(e) else

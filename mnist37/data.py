@@ -72,7 +72,7 @@ def load_sample(path=None, cache=True):
 # %% ../nbs/91_data_plumbing.ipynb #b65b629e
 import numpy as np
 import torch
-import hashlib, shutil, tarfile, tempfile, time, zlib
+import hashlib, shutil, warnings, tarfile, tempfile, time, zlib
 from .files import atomic_write, sha256
 
 # %% ../nbs/91_data_plumbing.ipynb #d1e65a65
@@ -98,19 +98,26 @@ def check_dataset(path, counts=SAMPLE_COUNTS):
 def fastai_data_dir():
     "fastai's data folder: `$FASTAI_HOME/data`, `~/.fastai/data` by default."
     from fastai.data.external import fastai_path, fastai_cfg  # fastai is slow to import; only this path needs it
+    home = os.environ.get('FASTAI_HOME') and 'FASTAI_HOME=' + os.environ['FASTAI_HOME']
     for _ in range(100):
-        if (p := fastai_path('data')) is not None: return Path(p)
+        try: p = fastai_path('data')
+        except OSError as e:
+            raise MNISTDataError(f"fastai's folder ({home or '~/.fastai'}) cannot be used: {e.strerror or e} ({e.filename}). "
+                                 f"Set FASTAI_HOME to a folder you can write, or set MNIST37_DATA to the extracted data.") from None
+        if p is not None: return Path(p)
         fastai_cfg.cache_clear(); time.sleep(0.02)  # another process is still writing fastai's config.ini
     raise MNISTDataError("fastai's config.ini names no data folder; delete it (in $FASTAI_HOME, ~/.fastai by default) "
                          "and fastai will write a new one.")
 
 def verify_checksum(archive):
-    "Check `archive` against the `SHA256SUMS` beside it, when there is one that lists it."
+    "Check `archive` against the `SHA256SUMS` beside it, if there is one; an archive it does not list is refused."
     archive = Path(archive)
     sums = archive.parent/'SHA256SUMS'
     if not sums.is_file(): return
     expected = {ln.split()[-1].lstrip('*'): ln.split()[0] for ln in sums.read_text().splitlines() if len(ln.split()) >= 2}
-    if archive.name not in expected: return
+    if archive.name not in expected:
+        raise MNISTDataError(f"{archive} is not listed in {sums}, so it cannot be checked: add its line "
+                             f"(`sha256sum {archive.name} >> SHA256SUMS`) or copy a listed archive there.")
     if (got := sha256(archive)) != expected[archive.name].lower():
         raise MNISTDataError(f"{archive} does not match its checksum in {sums} (expected {expected[archive.name]}, "
                              f"got {got}): the archive is damaged or was replaced. Copy a good {archive.name} there again.")
@@ -119,12 +126,18 @@ def verify_checksum(archive):
 def extract_archive(archive, dest, counts):
     "Verify and extract `archive` (which holds the folder `dest.name`) to `dest`, atomically; return `dest`."
     archive, dest = Path(archive), Path(dest)
+    cap = 64_000_000 + 10*archive.stat().st_size   # MNIST's PNGs barely compress: 3.5 MB -> 4.2 MB, 17 MB -> 19 MB
     verify_checksum(archive)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}-partial-', dir=dest.parent))
     try:
         try:
-            with tarfile.open(archive) as tf: tf.extractall(tmp, filter='data')
+            with tarfile.open(archive) as tf:
+                members = tf.getmembers()
+                if (size := sum(m.size for m in members)) > cap or len(members) > 200_000:
+                    raise MNISTDataError(f"{archive} would extract to {size/1e6:.0f} MB in {len(members)} files, more than "
+                                         f"MNIST's {cap/1e6:.0f} MB: it is not an MNIST archive. Copy a good {archive.name} there again.")
+                tf.extractall(tmp, members, filter='data')
         except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
             raise MNISTDataError(f"{archive} could not be extracted ({type(e).__name__}: {e}); it is truncated or damaged. "
                                  f"Copy a good {archive.name} there again.") from None
@@ -178,25 +191,35 @@ def cache_dir():
     "Where decoded tensors are cached: `$MNIST37_CACHE`, else `~/.cache/mnist37`."
     return Path(os.environ.get('MNIST37_CACHE') or Path.home()/'.cache'/'mnist37').expanduser()
 
-def _fingerprint(folder):
+def _png_names(folder): return sorted(e.name for e in os.scandir(folder) if e.name.endswith('.png'))
+
+def _fingerprint(folder, names):
     "Key of `folder`'s contents: its modification time and the names of its PNGs."
     # Adding, removing or replacing a file (by rename, as tools do) changes the folder's mtime;
     # a stat of every file would catch in-place edits too, but costs more than the cached load itself.
-    names = sorted(e.name for e in os.scandir(folder) if e.name.endswith('.png'))
     return hashlib.sha1(f'{os.stat(folder).st_mtime_ns} {names}'.encode()).hexdigest()[:16]
+
+def _read_cache(fn, n):
+    "The cached images in `fn` if it holds `n` uint8 images of 28x28, else None."
+    try: arr = np.load(fn, allow_pickle=False)
+    except (OSError, ValueError, EOFError): return None
+    return arr if arr.dtype == np.uint8 and arr.shape == (n, 28, 28) else None
 
 def load_digit_bytes(folder, cache=True):
     "The images in `folder` as a uint8 tensor (n, 28, 28), from the cache when it is current."
     folder = Path(folder).resolve()
     if not cache: return torch.from_numpy(decode_digit(folder))
     if not folder.is_dir(): raise MNISTDataError(f"{folder} is not a folder of images. Check the dataset path (see mnist_sample_path).")
+    names = _png_names(folder)
     stem = hashlib.sha1(str(folder).encode()).hexdigest()[:12]
-    fn = cache_dir()/f'{stem}-{_fingerprint(folder)}.npy'
-    if fn.exists():
-        try: return torch.from_numpy(np.load(fn))
-        except (OSError, ValueError, EOFError): pass  # unreadable cache: decode again and rewrite it
+    fn = cache_dir()/f'{stem}-{_fingerprint(folder, names)}.npy'
+    if fn.is_file() and (arr := _read_cache(fn, len(names))) is not None: return torch.from_numpy(arr)
     arr = decode_digit(folder)
-    fn.parent.mkdir(parents=True, exist_ok=True)
-    for old in fn.parent.glob(f'{stem}-*.npy'): old.unlink(missing_ok=True)  # stale keys of this folder
-    atomic_write(fn, lambda f: np.save(f, arr))
+    try:
+        fn.parent.mkdir(parents=True, exist_ok=True)
+        for old in fn.parent.glob(f'{stem}-*.npy'): old.unlink(missing_ok=True)  # stale or damaged keys of this folder
+        atomic_write(fn, lambda f: np.save(f, arr))
+    except OSError as e:
+        warnings.warn(f"the cache of decoded images cannot be written in {fn.parent} ({e.strerror or e}); decoding without "
+                      f"it. Set MNIST37_CACHE to a folder you can write to keep the images decoded.", stacklevel=2)
     return torch.from_numpy(arr)

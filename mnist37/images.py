@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .checks import CLIError
+from .files import open_regular, NotRegularFile
 
 # %% ../nbs/13_images.ipynb #18be1c3d
 MAX_PIXELS = 40_000_000        # a 40-megapixel photo is already larger than a phone's; beyond that, refuse
@@ -22,26 +23,28 @@ MIN_CONTRAST = 0.15            # less than this between background and ink: no d
 def open_image(path, max_pixels=MAX_PIXELS):
     "The PNG or JPEG at `path`, opened and fully decoded; a `CLIError` says why when it cannot be used."
     p = Path(path)
-    if p.is_dir():
+    if os.path.isdir(p):   # unlike Path.is_dir, False (not an error) for a name too long or a link loop
         if not os.access(p, os.R_OK | os.X_OK): raise CLIError(f"{p} is a folder that cannot be read")
         raise CLIError(f"{p} is a folder with no PNG or JPEG images in it")
-    try: size = p.stat().st_size
+    try: f = open_regular(p)
     except FileNotFoundError: raise CLIError(f"{p}: no such file") from None
-    if size == 0: raise CLIError(f"{p} is empty (0 bytes)")
-    too_big = f"is too large to be a digit: the limit is {max_pixels/1e6:g} megapixels; shrink it first"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', Image.DecompressionBombWarning)  # we apply our own, lower, limit
-            im = Image.open(p, formats=('PNG', 'JPEG'))
-    except Image.DecompressionBombError: raise CLIError(f"{p} {too_big}") from None
-    except UnidentifiedImageError: raise CLIError(f"{p} is not a PNG or JPEG image") from None
+    except NotRegularFile as e: raise CLIError(f"{p} is {e.kind}, not an image file") from None
     except OSError as e: raise CLIError(f"{p} cannot be read: {e.strerror or e}") from None
-    with im:
-        w, h = im.size
-        if w*h > max_pixels: raise CLIError(f"{p} is {w}x{h} pixels, which {too_big}")
-        try: im.load()
-        except Exception as e: raise CLIError(f"{p} is damaged or truncated: {e}") from None
-        return ImageOps.exif_transpose(im) if im.format == 'JPEG' else im.copy()
+    too_big = f"is too large to be a digit: the limit is {max_pixels/1e6:g} megapixels; shrink it first"
+    with f, warnings.catch_warnings():
+        warnings.simplefilter('ignore')   # PIL's own, higher, bomb limit and its 'Corrupt EXIF' notes: we say what matters
+        if os.fstat(f.fileno()).st_size == 0: raise CLIError(f"{p} is empty (0 bytes)")
+        try:
+            im = Image.open(f, formats=('PNG', 'JPEG'))
+            w, h = im.size
+            if w*h > max_pixels: raise CLIError(f"{p} is {w}x{h} pixels, which {too_big}")
+            im.load()
+            return ImageOps.exif_transpose(im) if im.format == 'JPEG' else im.copy()
+        except CLIError: raise
+        except Image.DecompressionBombError: raise CLIError(f"{p} {too_big}") from None
+        except UnidentifiedImageError: raise CLIError(f"{p} is not a PNG or JPEG image") from None
+        except Exception as e:   # whatever PIL makes of a damaged or hostile file
+            raise CLIError(f"{p} is damaged or truncated: {e or type(e).__name__}") from None
 
 # %% ../nbs/13_images.ipynb #1330022e
 def _grey_array(im):

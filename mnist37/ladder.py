@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write
+from .files import atomic_write, atomic_write_all
 
 # %% ../nbs/92_ladder.ipynb #7dc301c6
 def ladder_row(model, accuracy, seconds):
@@ -116,9 +116,10 @@ def ladder_figure(rows, what='3s and 7s', scored_on='validation'):
     return fig
 
 def save_ladder(rows, out, what='3s and 7s', scored_on='validation'):
-    "Save the ladder's `rows` in the folder `out` as `results.json` and `ladder.png`, atomically; return both paths."
+    "Save the ladder's `rows` in the folder `out` as `results.json` and `ladder.png`: both, or neither; return both paths."
+    rows = list(rows)
     ladder_table(rows)   # checks the rows before anything is written
     out = Path(out)
     out.mkdir(exist_ok=True)
-    png = atomic_write(out/'ladder.png', lambda f: ladder_figure(rows, what, scored_on).savefig(f, format='png', dpi=100))
-    return save_results(rows, out/'results.json'), png
+    return atomic_write_all({out/'results.json': (lambda f: json.dump(rows, f, indent=1), 'w'),
+                             out/'ladder.png': (lambda f: ladder_figure(rows, what, scored_on).savefig(f, format='png', dpi=100), 'wb')})

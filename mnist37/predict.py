@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['model_input', 'class_probabilities', 'image_paths', 'prepare_images', 'predict_prepared', 'predict_images',
-           'eval_folder', 'evaluate_model']
+           'eval_folder', 'evaluate_model', 'confusion_table']
 
 # %% ../nbs/14_predict.ipynb #db1a9181
 from pathlib import Path
@@ -49,6 +49,8 @@ def prepare_images(paths):
     for p in image_paths(paths):
         try: out.append((p, prepare_image(p)))
         except CLIError as e: out.append((p, e))
+        except Exception as e:   # a bug of ours: still reported for this image only, and the batch goes on
+            out.append((p, CLIError(f"{p}: unexpected {type(e).__name__}: {e} (this is a bug; please report it)")))
     return out
 
 def predict_prepared(model, record, prepared):
@@ -85,3 +87,9 @@ def evaluate_model(model, record, path=None):
     cm = confusion_matrix(preds, y, len(digits))
     return {'accuracy': round(float((preds == y).float().mean()), 4), 'correct': int(cm.trace()), 'total': len(y),
             'classes': digits, 'confusion': cm.tolist()}
+
+def confusion_table(res):
+    "The confusion matrix of `evaluate_model`'s `res` as text: a row per true digit, a column per predicted digit."
+    cls, w = res['classes'], max(6, len(str(res['total'])) + 2)
+    lines = ["confusion matrix (rows: true digit, columns: predicted):", ' ' * 6 + ''.join(f'{c:>{w}}' for c in cls)]
+    return '\n'.join(lines + [f'{c:>6}' + ''.join(f'{n:>{w}}' for n in row) for c, row in zip(cls, res['confusion'])])

@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['DATASETS', 'DIGITS', 'EVAL_SET', 'DESCRIPTION', 'RECIPES', 'WAYS', 'RUNGS', 'FULL_RUNGS', 'train_linear', 'train_mlp',
            'train_cnn', 'Recipe', 'resolve', 'kinds', 'recipe', 'build_model', 'classes', 'load_data', 'fit_recipe',
-           'train', 'baseline_rung', 'full_baseline_rung', 'fast_rung', 'linear_rung', 'mlp_rung', 'resnet18_rung',
-           'beside_book', 'ladder_rungs', 'run_fast_ladder', 'run_full', 'fit_resnet18_fast']
+           'training_line', 'train', 'baseline_rung', 'full_baseline_rung', 'fast_rung', 'linear_rung', 'mlp_rung',
+           'resnet18_rung', 'beside_book', 'ladder_rungs', 'run_fast_ladder', 'run_full', 'fit_resnet18_fast']
 
 # %% ../nbs/93_recipes.ipynb #0771c133
 import importlib, time
@@ -96,13 +96,16 @@ def fit_recipe(r, data, seed=42, epochs=None, progress=True, bf16=None, **change
                     amp=cpu_autocast(bf16) if r.autocast else None, seed=seed, progress=progress)
     return model, hist
 
+def training_line(kind, epochs, seed):
+    "What is printed as a model starts training: its kind, epochs and seed."
+    return f"{kind}: training for {epochs} epoch{'s'[:epochs>1]} (seed {seed})"
+
 def train(kind, dataset='sample', seed=42, epochs=None, progress=False, path=None, data=None, log=None):
     "Train the `kind` model of `dataset` by its recipe; return `(model, accuracy to 4 places, seconds)`."
     r = recipe(kind, dataset, 'train')
     if epochs is not None: epochs = check_whole('epochs', epochs, fn='train')
     data = data if data is not None else load_data(dataset, r.inputs, path)
-    n = r.epochs if epochs is None else epochs
-    if log: log(f"{kind}: training for {n} epoch{'s'[:n>1]} (seed {seed})")
+    if log: log(training_line(kind, r.epochs if epochs is None else epochs, seed))
     model, hist = fit_recipe(r, data, seed=seed, epochs=epochs, progress=progress)
     return model, round(hist[-1][r.metric.split(':')[1]], 4), hist[-1]['seconds']   # training and validation
 
@@ -174,6 +177,7 @@ WAYS = ('fast', 'book', 'beside')
 def ladder_rungs(dataset='sample', way='fast', seed=42, epochs=None, progress=False, path=None, data=None):
     "`{name: rung}` of `dataset`'s ladder in order, each rung training one model `way` and returning its row."
     check_one_of('way', way, WAYS)
+    if epochs is not None: check_whole('epochs', epochs, fn='ladder_rungs')   # before any data is loaded
     if way != 'fast' and dataset != 'sample':
         raise ValueError("the book's code trains on the 3s and 7s only: way='book' or 'beside' needs the sample dataset")
     loaded = {} if data is None else {'flat': data}

@@ -332,8 +332,9 @@ def test_verify_checksum_accepts_good_sums(src, sample_tgz, sample_sha256, sha25
         (src/'SHA256SUMS').write_text(line + '\n')
         sha256_calls.clear(); verify_checksum(archive)
         assert sha256_calls == [archive], line
-    (src/'SHA256SUMS').write_text(f'{"0"*64}  other.tgz\n')       # lists another file only: nothing to check
-    sha256_calls.clear(); verify_checksum(archive)
+    (src/'SHA256SUMS').write_text(f'{"0"*64}  other.tgz\n')       # lists another file only: refused, unhashed
+    sha256_calls.clear()
+    with pytest.raises(MNISTDataError, match='is not listed in'): verify_checksum(archive)
     assert sha256_calls == []
 
 @pytest.mark.parametrize('fmt', ['{h}  {n}', '{H}  {n}', '{h} *{n}'])
