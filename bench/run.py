@@ -17,7 +17,7 @@ from fastai.torch_core import set_seed
 import mnist37
 from mnist37.data import mnist_sample_path, load_sample, load_digit_bytes
 from mnist37.files import atomic_write
-from mnist37.fast import fit_fast, learner_fit, hand_fit, bf16_supported
+from mnist37.fast import fit_fast, learner_fit, hand_fit, bf16_supported, pick_device
 from mnist37.recipes import recipe, resolve, resnet18_rung, fit_resnet18_fast
 
 def clock(f):
@@ -34,7 +34,8 @@ def machine():
     import fastai
     return {'cpu': model, 'cores': os.cpu_count(), 'torch_threads': torch.get_num_threads(), 'torch': torch.__version__,
             'fastai': fastai.__version__, 'python': platform.python_version(), 'cpu_capability': torch.backends.cpu.get_cpu_capability(),
-            'avx512_bf16': 'avx512_bf16' in flags, 'bf16_native': bf16_supported(),
+            **{f: f in flags for f in ('avx2', 'avx512f', 'avx512_bf16', 'amx_tile')}, 'bf16_native': bf16_supported(),
+            'precision': 'bf16 autocast' if bf16_supported() else 'fp32',
             'load_average_at_start': [round(x, 2) for x in os.getloadavg()]}
 
 def bench_data(path, repeats):
@@ -51,11 +52,11 @@ def bench_data(path, repeats):
     return {'baseline_s': median(tb), 'mnist37_s': median(to), 'speedup': median(tb)/median(to), 'bit_identical': identical,
             'n_images': sum(len(x) for x in b), 'repeats': repeats, 'baseline_all_s': tb, 'mnist37_all_s': to}
 
-def bench_small(data, kind, repeats, seed=42):
+def bench_small(data, kind, repeats, seed=42, device='auto'):
     r = recipe(kind)   # the chapter's recipe, as every path trains it
     make_model, epochs, lr = (lambda: resolve(r.build)(*r.args)), r.epochs, r.lr
     runs = {'learner': lambda m: learner_fit(m, data, epochs, lr),
-            'mnist37': lambda m: round(fit_fast(m, *data, epochs, lr, seed=seed, progress=False)[-1]['batch_accuracy'], 4),
+            'mnist37': lambda m: round(fit_fast(m, *data, epochs, lr, seed=seed, progress=False, device=pick_device(device))[-1]['batch_accuracy'], 4),
             'hand':    lambda m: hand_fit(m, data, epochs, lr)}
     times, accs = {k: [] for k in runs}, {}
     for _ in range(repeats):
@@ -68,14 +69,14 @@ def bench_small(data, kind, repeats, seed=42):
             'acc_learner': accs['learner'], 'acc_mnist37': accs['mnist37'], 'acc_hand': accs['hand'], 'repeats': repeats,
             **{f'{k}_all_s': v for k, v in times.items()}}
 
-def bench_resnet18(path, repeats, seed=42):
+def bench_resnet18(path, repeats, seed=42, device='auto'):
     tb, to, rb, ro = [], [], [], []
     for _ in range(repeats):
         # the book's pipeline from the folder: ImageDataLoaders.from_folder + vision_learner + fit_one_cycle(1, 0.1)
         t, row = clock(lambda: resnet18_rung(path, seed=seed)); tb.append(t); rb.append(row['accuracy'])
         base_rss = rss_mb()
         # mnist37's, also from the folder: cached bytes, model, training, validation
-        t, (_, acc, _) = clock(lambda: fit_resnet18_fast(path, seed=seed, progress=False)); to.append(t); ro.append(acc)
+        t, (_, acc, _) = clock(lambda: fit_resnet18_fast(path, seed=seed, progress=False, device=device)); to.append(t); ro.append(acc)
     return {'baseline_s': median(tb), 'mnist37_s': median(to), 'time_ratio': median(to)/median(tb),
             'acc_baseline': median(rb), 'acc_mnist37': median(ro), 'peak_rss_mb': round(rss_mb(), 1),
             'peak_rss_mb_after_baseline': round(base_rss, 1), 'repeats': repeats, 'baseline_all_s': tb, 'mnist37_all_s': to,
@@ -114,6 +115,7 @@ def main(argv=None):
     p.add_argument('--resnet-repeats', type=int, default=1)
     p.add_argument('--only', default='data,linear,mlp,resnet18')
     p.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch\'s choice)')
+    p.add_argument('--device', default='auto', help="where mnist37's fast paths train: auto (a GPU if there is one), cpu, cuda, mps")
     p.add_argument('--course-log', default=None, help="`make course`'s per-notebook times (default: _course/times.txt, if `make course` wrote it)")
     p.add_argument('--out', default=str(Path(__file__).parent))
     a = p.parse_args(argv)
@@ -121,7 +123,7 @@ def main(argv=None):
     if a.course_log is None and (log := Path(__file__).parent.parent/'_course'/'times.txt').exists(): a.course_log = log
     only = a.only.split(',')
     out = Path(a.out)
-    res = {'date': time.strftime('%Y-%m-%d %H:%M'), 'machine': machine()}
+    res = {'date': time.strftime('%Y-%m-%d %H:%M'), 'machine': {**machine(), 'device': str(pick_device(a.device))}}
     prev = out/'results.json'
     if prev.exists():  # keep sections this run does not measure
         old = json.loads(prev.read_text())
@@ -129,9 +131,9 @@ def main(argv=None):
     path = mnist_sample_path()
     data = load_sample(path)
     steps = {'data': lambda: bench_data(path, a.repeats),
-             'linear': lambda: bench_small(data, 'linear', a.repeats),
-             'mlp': lambda: bench_small(data, 'mlp', a.repeats),
-             'resnet18': lambda: bench_resnet18(path, a.resnet_repeats)}
+             'linear': lambda: bench_small(data, 'linear', a.repeats, device=a.device),
+             'mlp': lambda: bench_small(data, 'mlp', a.repeats, device=a.device),
+             'resnet18': lambda: bench_resnet18(path, a.resnet_repeats, device=a.device)}
     for k in only:
         t0 = time.perf_counter(); res[k] = steps[k]()
         print(f'{k}: done in {time.perf_counter()-t0:.0f} s', file=sys.stderr, flush=True)

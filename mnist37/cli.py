@@ -20,17 +20,15 @@ from .predict import prepare_images, predict_prepared, evaluate_model, confusion
 class _Parser(argparse.ArgumentParser):
     def error(self, message): raise CLIError(f"{message} (see `{self.prog} --help`)", code=2)
 
-def _positive(s):
-    try: n = int(s)
-    except ValueError: n = 0
-    if n < 1: raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {s!r}")
-    return n
-
-def _seed(s):
-    try: n = int(s)
-    except ValueError: n = -1
-    if not 0 <= n < 2**32: raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {2**32-1}, got {s!r}")
-    return n
+def _whole(lo, hi=None):
+    "An argparse `type`: a whole number from `lo` (up to `hi`, if given)."
+    def whole(s):
+        try: n = int(s)
+        except ValueError: n = lo - 1
+        if n < lo or (hi is not None and n > hi):
+            raise argparse.ArgumentTypeError(f"must be a whole number {f'from {lo} to {hi}' if hi else f'>= {lo}'}, got {s!r}")
+        return n
+    return whole
 
 def _model_list(s):
     names = [n for n in s.replace(',', ' ').split() if n]
@@ -68,12 +66,13 @@ def cmd_ladder(args):
     except ValueError as e: usage_error(args, f"argument --models: {e}")
     from mnist37.ladder import run_ladder, save_ladder, format_results
     from mnist37.recipes import ladder_rungs
+    device = _device(args)
     def starting(name):
         if name == 'baseline': return
         n = args.epochs or recipe(name, args.dataset).epochs
         _say(training_line(name, n, args.seed) + (", then the book's way" if args.book else ''))
     with _stdout_to_stderr():
-        rungs = ladder_rungs(args.dataset, 'beside' if args.book else 'fast', args.seed, args.epochs, _progress())
+        rungs = ladder_rungs(args.dataset, 'beside' if args.book else 'fast', args.seed, args.epochs, _progress(), device=device)
         rows = run_ladder(rungs, models, args.dataset, on_start=starting, on_row=lambda row: _say(row_summary(row)))
     if out: _say(f"saved {', '.join(map(str, save_ladder(rows, out, DESCRIPTION[args.dataset], EVAL_SET[args.dataset])))}")
     print(json.dumps(rows, indent=1) if args.json else format_results(rows))
@@ -95,14 +94,20 @@ def cmd_train(args):
         usage_error(args, f"argument --model: invalid choice: {args.model!r} for --dataset {args.dataset} "
                           f"(choose from {', '.join(kinds(args.dataset))})")
     out = _check_out(check_output_file, args.out)
-    epochs = args.epochs or recipe(args.model, args.dataset).epochs
+    epochs, device = args.epochs or recipe(args.model, args.dataset).epochs, _device(args)
     from mnist37.recipes import train
     with _stdout_to_stderr():
-        model, acc, secs = train(args.model, args.dataset, args.seed, epochs, progress=_progress(), log=_say)
+        model, acc, secs = train(args.model, args.dataset, args.seed, epochs, _progress(), log=_say, device=device)
     save_model(model_record(model, args.model, acc, args.seed, epochs, args.dataset), out)
     print(f"{printable(out)}: {args.model}{_for(args.dataset)}, {EVAL_SET[args.dataset]} accuracy {acc:.4f} "
           f"after {epochs} epoch{'s'[:epochs>1]} ({secs:.1f} s)")
     return 0
+
+def _device(args):
+    "The `torch.device` of `--device`; a usage error when this machine does not have it."
+    from mnist37.fast import pick_device
+    try: return pick_device(args.device)
+    except ValueError as e: usage_error(args, f"argument --device: {e}")
 
 def _check_dataset(args, rec):
     "A usage error if `--dataset` was given and is not the dataset of the model file's record `rec`."
@@ -118,8 +123,8 @@ def cmd_predict(args):
     bad = [e for _, e in prepared if isinstance(e, CLIError)]
     for e in bad: _say(f"mnist37: error: {e}")
     if len(bad) == len(prepared): return 1        # nothing to predict: no need to load the model
-    model, rec = load_model(args.model)
-    results = predict_prepared(model, rec, prepared)
+    device, (model, rec) = _device(args), load_model(args.model)
+    results = predict_prepared(model.to(device), rec, prepared)
     if args.json: print(json.dumps(results, indent=1))
     else:
         for r in results:
@@ -128,9 +133,9 @@ def cmd_predict(args):
 
 def cmd_eval(args):
     "`mnist37 eval`: accuracy and confusion matrix of a model file on its dataset's validation or test images."
-    model, rec = load_model(args.model)
+    device, (model, rec) = _device(args), load_model(args.model)
     _check_dataset(args, rec)
-    res = evaluate_model(model, rec)
+    res = evaluate_model(model.to(device), rec)
     if args.json: print(json.dumps({'path': str(args.model), 'kind': rec['kind'], 'dataset': rec['dataset'], **res}, indent=1))
     else:
         print(f"{printable(args.model)}: {rec['kind']} model{_for(rec['dataset'])}, trained for {rec['epochs']} epoch{'s'[:rec['epochs']>1]} "
@@ -149,14 +154,16 @@ def make_parser():
     p.add_argument('--version', action='version', version=f'mnist37 {__version__}')
     sub = p.add_subparsers(dest='command', title='commands', metavar='COMMAND')
 
-    def add(name, func, help, description=None):
+    def add(name, func, help, description=None, device=True):
         sp = sub.add_parser(name, help=help, description=description or help)
         sp.set_defaults(func=func, parser=sp)
+        if device: sp.add_argument('--device', choices=('auto', 'cpu', 'cuda', 'mps'), default='auto',
+                                   help="where to compute: auto (default) is a CUDA GPU, else Apple's MPS, else the CPU")
         return sp
     own = '; '.join(f"{ds}: " + ', '.join(f'{k} {recipe(k, ds).epochs}' for k in kinds(ds)) for ds in DATASETS)
     def seed_epochs(sp, what):
-        sp.add_argument('--epochs', type=_positive, metavar='N', help=f"epochs for {what} (default: each model's own, {own})")
-        sp.add_argument('--seed', type=_seed, default=42, help='random seed (default: 42)')
+        sp.add_argument('--epochs', type=_whole(1), metavar='N', help=f"epochs for {what} (default: each model's own, {own})")
+        sp.add_argument('--seed', type=_whole(0, 2**32 - 1), default=42, help='random seed (default: 42)')
     def dataset(sp, help=None):
         sp.add_argument('--dataset', choices=DATASETS, default=None if help else 'sample',
                         help=help or "sample: the chapter's 3s and 7s (default); full: all ten digits of full MNIST")
@@ -195,7 +202,7 @@ def make_parser():
     dataset(sp, check)
     sp.add_argument('--json', action='store_true', help='print the results as JSON')
 
-    sp = add('results', cmd_results, 'print a results ladder saved as JSON (by `make course` or `ladder --out`)')
+    sp = add('results', cmd_results, 'print a results ladder saved as JSON (by `make course` or `ladder --out`)', device=False)
     sp.add_argument('file', metavar='FILE', help='a results.json')
     sp.add_argument('--json', action='store_true', help='print the rows as JSON')
     return p

@@ -82,31 +82,34 @@ def load_data(dataset='sample', inputs='flat', path=None):
     if dataset == 'full': return resolve('mnist37.full:load_full')(path)
     return resolve('mnist37.fast:sample_bytes' if inputs == 'bytes' else 'mnist37.data:load_sample')(path)
 
-def fit_recipe(r, data, seed=42, epochs=None, progress=True, bf16=None, **changes):
-    "Seed, build `r`'s network and train it on `data` by `fit_fast` (`epochs`: the recipe's); return `(model, history)`."
+def fit_recipe(r, data, seed=42, epochs=None, progress=True, bf16=None, device='auto', **changes):
+    "Seed, build `r`'s network and train it on `data` by `fit_fast` on `device`; return `(model, history)`."
+    import torch
     from fastai.torch_core import set_seed
     from fastcore.basics import noop
-    from mnist37.fast import fit_fast, bytes_to_input, cpu_autocast
-    r = replace(r, **changes)
+    from mnist37.fast import fit_fast, bytes_to_input, autocast_for, pick_device
+    r, device = replace(r, **changes), pick_device(device)
     set_seed(seed, reproducible=True)
+    if device.type == 'cuda': torch.backends.cudnn.benchmark = True   # after set_seed, which turns it off
     model = resolve(r.build)(*r.args)
-    tfm = bytes_to_input if r.inputs == 'bytes' else noop
+    amp, scaler = autocast_for(device, bf16) if r.autocast else (None, None)
     hist = fit_fast(model, *data, r.epochs if epochs is None else epochs, r.lr, bs=r.bs, loss_func=resolve(r.loss),
-                    metric=resolve(r.metric), opt_func=resolve(r.opt), sched=r.one_cycle, tfm=tfm,
-                    amp=cpu_autocast(bf16) if r.autocast else None, seed=seed, progress=progress)
+                    metric=resolve(r.metric), opt_func=resolve(r.opt), sched=r.one_cycle,
+                    tfm=bytes_to_input if r.inputs == 'bytes' else noop, amp=amp, scaler=scaler, seed=seed,
+                    device=device, progress=progress)
     return model, hist
 
 def training_line(kind, epochs, seed):
     "What is printed as a model starts training: its kind, epochs and seed."
     return f"{kind}: training for {epochs} epoch{'s'[:epochs>1]} (seed {seed})"
 
-def train(kind, dataset='sample', seed=42, epochs=None, progress=False, path=None, data=None, log=None):
+def train(kind, dataset='sample', seed=42, epochs=None, progress=False, path=None, data=None, log=None, device='auto'):
     "Train the `kind` model of `dataset` by its recipe; return `(model, accuracy to 4 places, seconds)`."
     r = recipe(kind, dataset, 'train')
     if epochs is not None: epochs = check_whole('epochs', epochs, fn='train')
     data = data if data is not None else load_data(dataset, r.inputs, path)
     if log: log(training_line(kind, r.epochs if epochs is None else epochs, seed))
-    model, hist = fit_recipe(r, data, seed=seed, epochs=epochs, progress=progress)
+    model, hist = fit_recipe(r, data, seed=seed, epochs=epochs, progress=progress, device=device)
     return model, round(hist[-1][r.metric.split(':')[1]], 4), hist[-1]['seconds']   # training and validation
 
 # %% ../nbs/93_recipes.ipynb #2da4f626
@@ -128,9 +131,9 @@ def full_baseline_rung(data=None):
     preds = nearest_mean(test_x, mean_images(train_x, train_y))
     return ladder_row('baseline', (preds == test_y).float().mean(), time.perf_counter() - start)
 
-def fast_rung(kind, dataset='sample', data=None, seed=42, epochs=None, progress=False):
-    "The row of the `kind` model of `dataset` trained by `train` (its recipe, `fit_fast`)."
-    _, acc, secs = train(kind, dataset, seed=seed, epochs=epochs, progress=progress, data=data)
+def fast_rung(kind, dataset='sample', data=None, seed=42, epochs=None, progress=False, device='auto'):
+    "The row of the `kind` model of `dataset` trained by `train` (its recipe, `fit_fast`) on `device`."
+    _, acc, secs = train(kind, dataset, seed=seed, epochs=epochs, progress=progress, data=data, device=device)
     return ladder_row(kind, acc, secs)
 
 # %% ../nbs/93_recipes.ipynb #92894949
@@ -174,7 +177,7 @@ def beside_book(row, book_row):
 # %% ../nbs/93_recipes.ipynb #b47f9500
 WAYS = ('fast', 'book', 'beside')
 
-def ladder_rungs(dataset='sample', way='fast', seed=42, epochs=None, progress=False, path=None, data=None):
+def ladder_rungs(dataset='sample', way='fast', seed=42, epochs=None, progress=False, path=None, data=None, device='auto'):
     "`{name: rung}` of `dataset`'s ladder in order, each rung training one model `way` and returning its row."
     check_one_of('way', way, WAYS)
     if epochs is not None: check_whole('epochs', epochs, fn='ladder_rungs')   # before any data is loaded
@@ -187,7 +190,7 @@ def ladder_rungs(dataset='sample', way='fast', seed=42, epochs=None, progress=Fa
     base = full_baseline_rung if dataset == 'full' else baseline_rung
     fast = {'baseline': lambda: base(get('flat'))}
     for kind in kinds(dataset):
-        fast[kind] = lambda kind=kind: fast_rung(kind, dataset, get(recipe(kind, dataset).inputs), seed, epochs, progress)
+        fast[kind] = lambda kind=kind: fast_rung(kind, dataset, get(recipe(kind, dataset).inputs), seed, epochs, progress, device)
     if way == 'fast': return fast
     book = {'baseline': fast['baseline'],
             'linear':   lambda: linear_rung(get('flat'), seed, epochs),
@@ -202,9 +205,9 @@ def ladder_rungs(dataset='sample', way='fast', seed=42, epochs=None, progress=Fa
 RUNGS, FULL_RUNGS = ('baseline', *kinds('sample')), ('baseline', *kinds('full'))
 
 # %% ../nbs/93_recipes.ipynb #7012c6dc
-def run_fast_ladder(models=None, seed=42, epochs=None, progress=True, path=None, book=False):
-    "The sample's ladder the fast way (with the book's rows beside when `book`), printing each row if `progress`."
-    rungs = ladder_rungs('sample', 'beside' if book else 'fast', seed, epochs, progress, path)
+def run_fast_ladder(models=None, seed=42, epochs=None, progress=True, path=None, book=False, device='auto'):
+    "The sample's ladder the fast way on `device` (with the book's rows beside when `book`), printing rows if `progress`."
+    rungs = ladder_rungs('sample', 'beside' if book else 'fast', seed, epochs, progress, path, device=device)
     return run_ladder(rungs, models, on_row=print_row if progress else None)
 
 def run_full(models=None, seed=42, epochs=None, progress=True, path=None, data=None):
@@ -212,11 +215,11 @@ def run_full(models=None, seed=42, epochs=None, progress=True, path=None, data=N
     return run_ladder(ladder_rungs('full', 'fast', seed, epochs, progress, path, data), models, 'full',
                       on_row=print_row if progress else None)
 
-def fit_resnet18_fast(path=None, epochs=None, seed=42, progress=True, bf16=None, data=None, **changes):
+def fit_resnet18_fast(path=None, epochs=None, seed=42, progress=True, bf16=None, data=None, device='auto', **changes):
     "Notebook 10's resnet18 trained by its recipe on the sample's bytes; return `(model, accuracy, seconds)`."
     r = recipe('resnet18')
     data = data if data is not None else load_data('sample', 'bytes', path)
-    model, hist = fit_recipe(r, data, seed, epochs, progress, bf16, **changes)
+    model, hist = fit_recipe(r, data, seed, epochs, progress, bf16, device, **changes)
     return model, round(hist[-1]['accuracy'], 4), hist[-1]['seconds']
 
 def _full_trainer(kind):

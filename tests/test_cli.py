@@ -122,10 +122,12 @@ def test_model_file_holds_what_is_needed(model_file):
     rec = torch.load(model_file, weights_only=True)
     import mnist37
     assert {k: rec[k] for k in ('format', 'format_version', 'mnist37_version', 'kind', 'dataset', 'classes', 'seed', 'epochs')} == \
-        {'format': 'mnist37-model', 'format_version': 1, 'mnist37_version': mnist37.__version__, 'kind': 'linear',
+        {'format': 'mnist37-model', 'format_version': 2, 'mnist37_version': mnist37.__version__, 'kind': 'linear',
          'dataset': 'sample', 'classes': ['3', '7'], 'seed': 42, 'epochs': EPOCHS}
     assert rec['preprocessing']['layout'] == 'flat' and rec['preprocessing']['size'] == [28, 28]
     assert set(rec['state_dict']) == {'weight', 'bias'} and 0.97 < rec['accuracy'] < 0.99
+    from mnist37.modelfile import weights_sha256
+    assert rec['weights_sha256'] == weights_sha256(rec['state_dict'])   # what `read_model` checks the weights against
     umask = os.umask(0); os.umask(umask)
     assert model_file.stat().st_mode & 0o777 == 0o666 & ~umask     # a normal file, not mkstemp's private one
     assert listing(model_file.parent) == [Path('linear.pt')]       # no temporary file left behind
@@ -413,7 +415,7 @@ BAD_MODELS = [('missing.pt', ['no such model file']), ('a-folder.pt', ['is a fol
               ('garbage.pt', ['is not an mnist37 model file']), ('truncated.pt', ['is corrupt or truncated']),
               ('tensor.pt', ['is not an mnist37 model file (it holds a Tensor']),
               ('other-dict.pt', ["is not an mnist37 model file (it holds a dict without format 'mnist37-model'"]),
-              ('future.pt', ['was made by mnist37 7.0.0 with model format 999', 'reads format 1', 'train it again']),
+              ('future.pt', ['was made by mnist37 7.0.0 with model format 999', 'reads format 2', 'train it again']),
               ('wrong-weights.pt', ['is corrupt: its weights do not fit the mlp architecture']),
               ('no-classes.pt', ["is corrupt: its 'classes' field is missing"])]
 
@@ -427,7 +429,7 @@ def test_eval_bad_model_file(bad_model_runs, bad_models, name, words):
 
 
 def test_predict_bad_model_file(env, bad_models, valid):
-    assert_fails(run(env, 'predict', bad_models/'future.pt', valid['3'][0]), 1, 'reads format 1')
+    assert_fails(run(env, 'predict', bad_models/'future.pt', valid['3'][0]), 1, 'reads format 2')
 
 
 # ---------------------------------------------------------------- usage errors: status 2, nothing written
@@ -454,7 +456,10 @@ USAGE = [(['train', '--model', 'cnn', '--out', 'm.pt'], "argument --model: inval
          (['predict', 'm.pt'], 'the following arguments are required: IMAGE'),
          (['eval'], 'the following arguments are required: FILE'),
          (['evaluate', 'm.pt'], "invalid choice: 'evaluate'"),
+         (['train', '--model', 'linear', '--out', 'm.pt', '--device', 'tpu'], "argument --device: invalid choice: 'tpu'"),
          ([], 'no command given')]
+if not __import__('torch').cuda.is_available():   # asking for a device this machine does not have is a usage error, before any training
+    USAGE.append((['train', '--model', 'linear', '--out', 'm.pt', '--device', 'cuda'], "argument --device: device 'cuda' is not available here"))
 
 @pytest.fixture(scope='module')
 def usage_runs(env, tmp_path_factory):

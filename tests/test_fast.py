@@ -119,7 +119,7 @@ def test_bf16_fallback_when_autocast_fails(monkeypatch):
 
 # Where bf16_supported asks the CPU. If it comes to ask torch.cpu._is_avx512_bf16_supported() /
 # torch.cpu._is_amx_tile_supported() instead, list those here: (torch.cpu, '_is_avx512_bf16_supported'), ...
-BF16_PROBES = [(torch.ops.mkldnn, '_is_mkldnn_bf16_supported')]
+BF16_PROBES = [(torch.cpu, '_is_avx512_bf16_supported'), (torch.cpu, '_is_amx_tile_supported')]
 
 @pytest.fixture
 def fake_cpu(monkeypatch):
@@ -185,3 +185,39 @@ def test_beside_book():
 ])
 def test_run_fast_ladder_bad_arguments(kw, err, msg):
     with pytest.raises(err, match=msg): run_fast_ladder(progress=False, **kw)
+
+
+@pytest.mark.parametrize('avx512_bf16, amx, native', [(False, False, False), (True, False, True), (False, True, True), (True, True, True)])
+def test_bf16_is_native_only_with_avx512_bf16_or_amx(monkeypatch, avx512_bf16, amx, native):
+    "An AVX-512 CPU without either (oneDNN says bf16 'works' there, emulated at half fp32's speed) trains in fp32."
+    monkeypatch.setattr(torch.ops.mkldnn, '_is_mkldnn_bf16_supported', lambda: True, raising=False)
+    monkeypatch.setattr(torch.cpu, '_is_avx512_bf16_supported', lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, '_is_amx_tile_supported', lambda: amx)
+    assert bf16_supported() is native
+    assert isinstance(cpu_autocast(), torch.autocast) is native
+
+def test_pick_device(monkeypatch):
+    from mnist37.fast import pick_device
+    assert pick_device('cpu') == torch.device('cpu')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(torch.backends.mps, 'is_available', lambda: False)
+    assert pick_device('auto') == torch.device('cpu')                 # no GPU: fastai's default_device is the CPU
+    with pytest.raises(ValueError, match="device 'cuda' is not available here"): pick_device('cuda')
+    with pytest.raises(ValueError, match="device 'mps' is not available here"): pick_device('mps')
+    with pytest.raises(ValueError, match="unknown device 'tpu'"): pick_device('tpu')
+
+def test_fit_fast_puts_model_and_data_on_the_device():
+    "On the CPU the plumbing is the same as on a GPU: the model moves, the data moves once, the outputs come back."
+    seen = []
+    class Spy(nn.Linear):
+        def forward(self, x): seen.append(x.device); return super().forward(x)
+    m = Spy(5, 1)
+    fit_fast(m, *toy(), epochs=1, lr=1., bs=64, progress=False, device=torch.device('cpu'))
+    assert set(seen) == {torch.device('cpu')} and next(m.parameters()).device == torch.device('cpu')
+    x = torch.randn(10, 5)
+    assert get_preds(m, x).device == x.device
+
+def test_autocast_for_the_cpu_keeps_no_scaler():
+    from mnist37.fast import autocast_for
+    ctx, scaler = autocast_for('cpu', bf16=False)
+    assert type(ctx) is nullcontext and scaler is None
