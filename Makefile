@@ -12,25 +12,46 @@ endif
 # Jupyter refuses to run as root (containers, CI machines) unless told it is on purpose.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: course test lab venv export notebooks clean site browser bench
+.PHONY: course test lab venv export notebooks clean site browser bench lock
 
-# The venv is rebuilt only when the pinned requirements change.
-$(VENV)/.installed: settings.ini setup.py
+# The venv is rebuilt only when the requirements or the lock change. settings.ini declares ranges;
+# requirements.lock holds the exact versions that were tested, so every machine gets the same set.
+$(VENV)/.installed: settings.ini setup.py requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name mnist37 --display-name 'Python (mnist37)' >/dev/null
 	touch $@
 
-venv: $(VENV)/.installed
+# JupyterLab's settings for this venv only (nothing in the home folder): no "Jupyter news" prompt, no update check.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+$(LAB_OVERRIDES): tools/jupyterlab-overrides.json $(VENV)/.installed
+	install -D -m 644 $< $@
+
+venv: $(VENV)/.installed $(LAB_OVERRIDES)
+
+# After changing settings.ini's ranges: `$(PY) -m pip install -e '.[dev]'` (without the lock), `make test`,
+# then `make lock` writes the versions of .venv that passed to requirements.lock.
+lock:
+	@test -x $(PY) || { echo "No $(VENV): run \`make venv\` first." >&2; exit 1; }
+	@{ sed -n '1,2p' requirements.lock; $(PY) -m pip freeze --exclude-editable | grep -iv '^mnist37\b'; } > requirements.lock.new
+	@mv requirements.lock.new requirements.lock
+	@touch $(VENV)/.installed
+	@echo "requirements.lock: $$(grep -c '==' requirements.lock) packages from $(VENV)"
+
+# The kernels talk to nbconvert over Unix sockets in a private folder, not TCP on localhost: ipykernel warns,
+# once per notebook, that TCP without CurveZMQ keys is plain text. The sockets' path is absolute because the
+# kernel runs in nbs/; the folder is short-lived and short, as a socket's path must be.
 
 # Execute every notebook in order, headless, into _course/, then print the chapter's results.
 course: venv
 	@mkdir -p _course
 	@export MNIST37_RESULTS=$(CURDIR)/_course/results.json; rm -f $$MNIST37_RESULTS _course/times.txt; \
+	ipc=$$(mktemp -d); trap 'rm -rf "$$ipc"' EXIT; \
 	for nb in nbs/[0-9]*.ipynb; do \
 	  start=$$(date +%s%N); \
 	  $(BIN)/jupyter nbconvert --to notebook --execute --log-level=WARN --output-dir _course \
+	    --KernelManager.transport=ipc --KernelManager.ip="$$ipc/kernel" \
 	    --ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.kernel_name=mnist37 "$$nb" || exit 1; \
 	  ms=$$(( ($$(date +%s%N) - start) / 1000000 )); \
 	  printf '%-32s %4d.%01d s\n' "$$(basename $$nb)" $$((ms / 1000)) $$((ms % 1000 / 100)) | tee -a _course/times.txt; \
@@ -56,10 +77,16 @@ bench: venv
 
 # JupyterLab on the notebooks, with the project's kernel. Extra options go in LAB_ARGS,
 # e.g. `make lab LAB_ARGS='--no-browser --port=8890'`.
+# The notebooks are trusted first (their committed outputs are ours), so the server neither logs them as untrusted
+# nor hides their HTML outputs. The signatures are kept in the venv, not the home folder: `jupyter trust` takes
+# its folder from JUPYTER_DATA_DIR, the server from --NotebookNotary.data_dir.
+NOTARY_DIR := $(abspath $(VENV))/share/jupyter
 lab: venv
-	$(BIN)/jupyter lab --notebook-dir=nbs --MappingKernelManager.default_kernel_name=mnist37 $(ALLOW_ROOT) $(LAB_ARGS)
+	@JUPYTER_DATA_DIR=$(NOTARY_DIR) $(BIN)/jupyter trust nbs/*.ipynb >/dev/null && echo "Trusted the notebooks in nbs/."
+	$(BIN)/jupyter lab --notebook-dir=nbs --MappingKernelManager.default_kernel_name=mnist37 \
+	  --NotebookNotary.data_dir=$(NOTARY_DIR) $(ALLOW_ROOT) $(LAB_ARGS)
 
-# The executed course as a static HTML site in _site/, from the committed notebooks (nothing is run).
+# The executed course as a static site in _site/ (MkDocs, mkdocs.yml), from the committed notebooks (nothing is run).
 site: venv
 	$(PY) tools/build_site.py --nbs nbs --out _site
 
@@ -86,4 +113,4 @@ notebooks: venv
 	$(BIN)/nbdev_export
 
 clean:
-	rm -rf _course _proc _docs _site ._site-*
+	rm -rf _course _proc _docs _site ._site-* _site_shots

@@ -66,13 +66,13 @@ def cmd_ladder(args):
     except ValueError as e: usage_error(args, f"argument --models: {e}")
     from mnist37.ladder import run_ladder, save_ladder, format_results
     from mnist37.recipes import ladder_rungs
-    device = _device(args)
+    device = _device(args, DESCRIPTION[args.dataset])
     def starting(name):
         if name == 'baseline': return
         n = args.epochs or recipe(name, args.dataset).epochs
         _say(training_line(name, n, args.seed) + (", then the book's way" if args.book else ''))
     with _stdout_to_stderr():
-        rungs = ladder_rungs(args.dataset, 'beside' if args.book else 'fast', args.seed, args.epochs, _progress(), device=device)
+        rungs = ladder_rungs(args.dataset, 'beside' if args.book else 'fast', args.seed, args.epochs, _progress(), device=device, verbose=args.verbose)
         rows = run_ladder(rungs, models, args.dataset, on_start=starting, on_row=lambda row: _say(row_summary(row)))
     if out: _say(f"saved {', '.join(map(str, save_ladder(rows, out, DESCRIPTION[args.dataset], EVAL_SET[args.dataset])))}")
     print(json.dumps(rows, indent=1) if args.json else format_results(rows))
@@ -94,17 +94,18 @@ def cmd_train(args):
         usage_error(args, f"argument --model: invalid choice: {args.model!r} for --dataset {args.dataset} "
                           f"(choose from {', '.join(kinds(args.dataset))})")
     out = _check_out(check_output_file, args.out)
-    epochs, device = args.epochs or recipe(args.model, args.dataset).epochs, _device(args)
+    epochs, device = args.epochs or recipe(args.model, args.dataset).epochs, _device(args, DESCRIPTION[args.dataset])
     from mnist37.recipes import train
     with _stdout_to_stderr():
-        model, acc, secs = train(args.model, args.dataset, args.seed, epochs, _progress(), log=_say, device=device)
+        model, acc, secs = train(args.model, args.dataset, args.seed, epochs, _progress(), log=_say, device=device, verbose=args.verbose)
     save_model(model_record(model, args.model, acc, args.seed, epochs, args.dataset), out)
     print(f"{printable(out)}: {args.model}{_for(args.dataset)}, {EVAL_SET[args.dataset]} accuracy {acc:.4f} "
           f"after {epochs} epoch{'s'[:epochs>1]} ({secs:.1f} s)")
     return 0
 
-def _device(args):
-    "The `torch.device` of `--device`; a usage error when this machine does not have it."
+def _device(args, loading=None):
+    "The `torch.device` of `--device`, after saying it is `loading` the data; a usage error when this machine does not have it."
+    if loading: _say(f"loading PyTorch and the data ({loading})...")   # the imports and the data take seconds: say so at once
     from mnist37.fast import pick_device
     try: return pick_device(args.device)
     except ValueError as e: usage_error(args, f"argument --device: {e}")
@@ -124,11 +125,11 @@ def cmd_predict(args):
     for e in bad: _say(f"mnist37: error: {e}")
     if len(bad) == len(prepared): return 1        # nothing to predict: no need to load the model
     device, (model, rec) = _device(args), load_model(args.model)
+    if _progress() and not args.json: _say(f"{printable(args.model)} knows {'only ' * (rec['dataset'] == 'sample')}{DESCRIPTION[rec['dataset']]}: every image is called one of them")
     results = predict_prepared(model.to(device), rec, prepared)
+    for r in ([] if args.json else results):
+        if 'digit' in r: print(f"{printable(r['path'])}: {r['digit']} (p={r['probability']:.3f})")
     if args.json: print(json.dumps(results, indent=1))
-    else:
-        for r in results:
-            if 'digit' in r: print(f"{printable(r['path'])}: {r['digit']} (p={r['probability']:.3f})")
     return 1 if bad else 0
 
 def cmd_eval(args):
@@ -164,6 +165,7 @@ def make_parser():
     def seed_epochs(sp, what):
         sp.add_argument('--epochs', type=_whole(1), metavar='N', help=f"epochs for {what} (default: each model's own, {own})")
         sp.add_argument('--seed', type=_whole(0, 2**32 - 1), default=42, help='random seed (default: 42)')
+        sp.add_argument('--verbose', action='store_true', help="also print each epoch's losses and accuracy")
     def dataset(sp, help=None):
         sp.add_argument('--dataset', choices=DATASETS, default=None if help else 'sample',
                         help=help or "sample: the chapter's 3s and 7s (default); full: all ten digits of full MNIST")

@@ -61,8 +61,10 @@ def one_cycle(opt, lr, total_steps):
 
 # %% ../nbs/10_fast.ipynb #5c4d7ac9
 def fit_fast(model, train_x, train_y, valid_x, valid_y, epochs, lr, bs=256, loss_func=mnist_loss, metric=batch_accuracy,
-             opt_func=torch.optim.SGD, sched=False, tfm=noop, amp=None, scaler=None, seed=None, device=None, progress=True):
+             opt_func=torch.optim.SGD, sched=False, tfm=noop, amp=None, scaler=None, seed=None, device=None, progress=True,
+             verbose=None):
     "Train `model` on `bs`-row slices of the training tensors (on `device`), shuffled each epoch; return a dict per epoch."
+    # progress: fastprogress bars; verbose: a line per epoch (None: when there are bars), numbered from 1 as the bars are
     _check_xy('train', train_x, train_y); _check_xy('valid', valid_x, valid_y)
     epochs, bs = check_whole('epochs', epochs, lo=0, fn='fit_fast'), check_whole('bs', bs, fn='fit_fast')
     lr = check_positive('lr', lr, fn='fit_fast')
@@ -95,15 +97,18 @@ def fit_fast(model, train_x, train_y, valid_x, valid_y, epochs, lr, bs=256, loss
             if sched: sched.step()
             total += loss.item() * len(ys[i:i+bs])
         preds = get_preds(model, valid_x, tfm=tfm, amp=amp)
-        history.append({'epoch': epoch, 'train_loss': total/n, 'valid_loss': float(loss_func(preds, valid_y)),
+        history.append({'epoch': epoch + 1, 'train_loss': total/n, 'valid_loss': float(loss_func(preds, valid_y)),
                         name: float(metric(preds, valid_y)), 'seconds': time.perf_counter() - start})
-        if progress: mb.write(' '.join(f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}' for k, v in history[-1].items()))
+        if progress if verbose is None else verbose:
+            line = ' '.join(f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}' for k, v in history[-1].items())
+            if progress: mb.write(line)
+            else: print(line, flush=True)
     return history
 
 # %% ../nbs/10_fast.ipynb #028f4cc1
-def learner_fit(model, data, epochs, lr, bs=256, progress=False):
-    "The book's way: fastai's `Learner` over `mnist_dls(*data)`, plain SGD at `lr`; return the final accuracy."
-    learn = Learner(mnist_dls(*data, bs=bs), model, opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy)
+def learner_fit(model, data, epochs, lr, bs=256, shuffle=False, progress=False):
+    "The book's code: fastai's `Learner` over `mnist_dls(*data)`, unshuffled unless `shuffle`, plain SGD; the final accuracy."
+    learn = Learner(mnist_dls(*data, bs=bs, shuffle=shuffle), model, opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy)
     with learn.no_logging(), (nullcontext() if progress else learn.no_bar()): learn.fit(epochs, lr)
     return round(float(learn.recorder.values[-1][2]), 4)
 

@@ -7,7 +7,7 @@ __all__ = ['BasicOptim', 'train_epoch', 'train_model', 'mnist_dls']
 
 # %% ../nbs/07_learner.ipynb #d7914704
 import torch
-from torch.utils.data import DataLoader
+from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
 from .checks import check_whole, check_positive, check_pairs
 from .loss import mnist_loss
@@ -57,7 +57,7 @@ def train_model(model, dl, valid_dl, opt, epochs, loss_func=mnist_loss):
 
 # %% ../nbs/07_learner.ipynb #754e60b1
 def mnist_dls(train_x, train_y, valid_x, valid_y, bs=256, shuffle=True):
-    "fastai `DataLoaders` over the book's datasets: lists of `(x, y)` pairs, batches of `bs`, training set shuffled."
+    "fastai `DataLoaders` over `(x, y)` pairs, batches of `bs`; training set shuffled unless `shuffle=False` (the book's)."
     check_pairs('mnist_dls', 'train', train_x, train_y); check_pairs('mnist_dls', 'valid', valid_x, valid_y)
     bs = check_whole('bs', bs, fn='mnist_dls')
     dl = DataLoader(list(zip(train_x, train_y)), batch_size=bs, shuffle=shuffle)

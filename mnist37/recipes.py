@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['DATASETS', 'DIGITS', 'EVAL_SET', 'DESCRIPTION', 'RECIPES', 'WAYS', 'RUNGS', 'FULL_RUNGS', 'train_linear', 'train_mlp',
            'train_cnn', 'Recipe', 'resolve', 'kinds', 'recipe', 'build_model', 'classes', 'load_data', 'fit_recipe',
-           'training_line', 'train', 'baseline_rung', 'full_baseline_rung', 'fast_rung', 'linear_rung', 'mlp_rung',
-           'resnet18_rung', 'beside_book', 'ladder_rungs', 'run_fast_ladder', 'run_full', 'fit_resnet18_fast']
+           'training_line', 'train', 'baseline_rung', 'full_baseline_rung', 'fast_rung', 'book_rung', 'resnet18_rung',
+           'beside_book', 'ladder_rungs', 'run_fast_ladder', 'run_full', 'fit_resnet18_fast']
 
 # %% ../nbs/93_recipes.ipynb #0771c133
 import importlib, time
@@ -36,14 +36,15 @@ class Recipe:
     inputs: str = 'flat'                        # 'flat': rows of 784 floats; 'bytes': uint8 images (n, 1, 28, 28)
     autocast: bool = False                      # bf16 autocast where the CPU computes bf16 natively
     classes: tuple = DIGITS['sample']           # the digit each output stands for
+    book: tuple = ()                            # the book's own call for this model, (epochs, lr); () if it has none
 
 _FULL = dict(loss='mnist37.full:cross_entropy', metric='mnist37.full:multi_accuracy', classes=DIGITS['full'])
 RECIPES = {
-    ('sample', 'linear'):   Recipe('torch.nn:Linear', 20, 1.0, args=(28*28, 1)),          # notebook 07
-    ('sample', 'mlp'):      Recipe('mnist37.models:simple_net', 40, 0.1),                 # notebook 08
-    ('sample', 'resnet18'): Recipe('mnist37.fast:fast_resnet18', 1, 1e-2, loss='torch.nn.functional:cross_entropy',
+    ('sample', 'linear'):   Recipe('torch.nn:Linear', 20, 1.0, args=(28*28, 1), book=(10, 1.0)),  # notebook 07
+    ('sample', 'mlp'):      Recipe('mnist37.models:simple_net', 40, 0.1, book=(40, 0.1)),      # notebook 08
+    ('sample', 'resnet18'): Recipe('mnist37.fast:fast_resnet18', 1, 1e-2, bs=192, loss='torch.nn.functional:cross_entropy',
                                    metric='fastai.metrics:accuracy', opt='mnist37.fast:fastai_adamw', one_cycle=True,
-                                   inputs='bytes', autocast=True, classes=('7', '3')),   # notebook 10
+                                   inputs='bytes', autocast=True, classes=('7', '3'), book=(1, 0.1)),  # notebook 10
     ('full', 'linear'):     Recipe('torch.nn:Linear', 5, 1.0, args=(28*28, 10), **_FULL), # notebook 11
     ('full', 'mlp'):        Recipe('mnist37.full:mlp_model', 5, 0.5, **_FULL),
     ('full', 'cnn'):        Recipe('mnist37.full:mnist_cnn', 4, 0.02, opt='torch.optim:AdamW', one_cycle=True, **_FULL),
@@ -82,7 +83,7 @@ def load_data(dataset='sample', inputs='flat', path=None):
     if dataset == 'full': return resolve('mnist37.full:load_full')(path)
     return resolve('mnist37.fast:sample_bytes' if inputs == 'bytes' else 'mnist37.data:load_sample')(path)
 
-def fit_recipe(r, data, seed=42, epochs=None, progress=True, bf16=None, device='auto', **changes):
+def fit_recipe(r, data, seed=42, epochs=None, progress=True, bf16=None, device='auto', verbose=None, **changes):
     "Seed, build `r`'s network and train it on `data` by `fit_fast` on `device`; return `(model, history)`."
     import torch
     from fastai.torch_core import set_seed
@@ -96,20 +97,21 @@ def fit_recipe(r, data, seed=42, epochs=None, progress=True, bf16=None, device='
     hist = fit_fast(model, *data, r.epochs if epochs is None else epochs, r.lr, bs=r.bs, loss_func=resolve(r.loss),
                     metric=resolve(r.metric), opt_func=resolve(r.opt), sched=r.one_cycle,
                     tfm=bytes_to_input if r.inputs == 'bytes' else noop, amp=amp, scaler=scaler, seed=seed,
-                    device=device, progress=progress)
+                    device=device, progress=progress, verbose=verbose)
     return model, hist
 
 def training_line(kind, epochs, seed):
     "What is printed as a model starts training: its kind, epochs and seed."
     return f"{kind}: training for {epochs} epoch{'s'[:epochs>1]} (seed {seed})"
 
-def train(kind, dataset='sample', seed=42, epochs=None, progress=False, path=None, data=None, log=None, device='auto'):
+def train(kind, dataset='sample', seed=42, epochs=None, progress=False, path=None, data=None, log=None, device='auto',
+          verbose=None):
     "Train the `kind` model of `dataset` by its recipe; return `(model, accuracy to 4 places, seconds)`."
     r = recipe(kind, dataset, 'train')
     if epochs is not None: epochs = check_whole('epochs', epochs, fn='train')
     data = data if data is not None else load_data(dataset, r.inputs, path)
     if log: log(training_line(kind, r.epochs if epochs is None else epochs, seed))
-    model, hist = fit_recipe(r, data, seed=seed, epochs=epochs, progress=progress, device=device)
+    model, hist = fit_recipe(r, data, seed=seed, epochs=epochs, progress=progress, device=device, verbose=verbose)
     return model, round(hist[-1][r.metric.split(':')[1]], 4), hist[-1]['seconds']   # training and validation
 
 # %% ../nbs/93_recipes.ipynb #2da4f626
@@ -131,42 +133,33 @@ def full_baseline_rung(data=None):
     preds = nearest_mean(test_x, mean_images(train_x, train_y))
     return ladder_row('baseline', (preds == test_y).float().mean(), time.perf_counter() - start)
 
-def fast_rung(kind, dataset='sample', data=None, seed=42, epochs=None, progress=False, device='auto'):
+def fast_rung(kind, dataset='sample', data=None, seed=42, epochs=None, progress=False, device='auto', verbose=None):
     "The row of the `kind` model of `dataset` trained by `train` (its recipe, `fit_fast`) on `device`."
-    _, acc, secs = train(kind, dataset, seed=seed, epochs=epochs, progress=progress, data=data, device=device)
+    _, acc, secs = train(kind, dataset, seed=seed, epochs=epochs, progress=progress, data=data, device=device, verbose=verbose)
     return ladder_row(kind, acc, secs)
 
 # %% ../nbs/93_recipes.ipynb #92894949
-def linear_rung(data=None, seed=42, epochs=None):
-    "Notebook 07's way: `BasicOptim` and `train_model` over `mnist_dls`, by the linear recipe."
+def book_rung(kind, data=None, seed=42, epochs=None, progress=False):
+    "The book's code for the sample's linear model or `simple_net`: `Learner` over its unshuffled loaders, its epochs and lr."
     from fastai.torch_core import set_seed
-    from mnist37.learner import BasicOptim, train_model, mnist_dls
-    r = recipe('linear')
-    dls = mnist_dls(*(data if data is not None else load_data()))
+    from mnist37.fast import learner_fit
+    r, data = recipe(kind, 'sample', 'book_rung'), data if data is not None else load_data()
+    if kind == 'resnet18': raise ValueError("book_rung: the book's resnet18 trains from the folder; use resnet18_rung.")
     set_seed(seed)
     model = resolve(r.build)(*r.args)
     start = time.perf_counter()
-    accs = train_model(model, dls.train, dls.valid, BasicOptim(model.parameters(), r.lr), r.epochs if epochs is None else epochs)
-    return ladder_row('linear', accs[-1], time.perf_counter() - start)
-
-def mlp_rung(data=None, seed=42, epochs=None, progress=False):
-    "Notebook 08's way: fastai's `Learner` with plain SGD over `mnist_dls`, by the MLP recipe."
-    from fastai.torch_core import set_seed
-    from mnist37.fast import learner_fit
-    r, data = recipe('mlp'), data if data is not None else load_data()
-    set_seed(seed)
-    start = time.perf_counter()
-    acc = learner_fit(resolve(r.build)(*r.args), data, r.epochs if epochs is None else epochs, r.lr, bs=r.bs, progress=progress)
-    return ladder_row('mlp', acc, time.perf_counter() - start)
+    acc = learner_fit(model, data, r.book[0] if epochs is None else epochs, r.book[1], bs=r.bs, progress=progress)
+    return ladder_row(kind, acc, time.perf_counter() - start)
 
 def resnet18_rung(path=None, seed=42, epochs=None, progress=False):
     "Notebook 09's way: the book's `resnet18_learner` (batch size 64) trained by `fit_one_cycle(epochs, 0.1)`."
     from contextlib import nullcontext
     from mnist37.resnet import resnet18_learner
+    book_epochs, lr = recipe('resnet18').book
     learn = resnet18_learner(path, seed=seed)
     start = time.perf_counter()
     with learn.no_logging(), (nullcontext() if progress else learn.no_bar()):
-        learn.fit_one_cycle(recipe('resnet18').epochs if epochs is None else epochs, 0.1)
+        learn.fit_one_cycle(book_epochs if epochs is None else epochs, lr)
     return ladder_row('resnet18', learn.recorder.values[-1][2], time.perf_counter() - start)
 
 def beside_book(row, book_row):
@@ -177,7 +170,8 @@ def beside_book(row, book_row):
 # %% ../nbs/93_recipes.ipynb #b47f9500
 WAYS = ('fast', 'book', 'beside')
 
-def ladder_rungs(dataset='sample', way='fast', seed=42, epochs=None, progress=False, path=None, data=None, device='auto'):
+def ladder_rungs(dataset='sample', way='fast', seed=42, epochs=None, progress=False, path=None, data=None, device='auto',
+                 verbose=None):
     "`{name: rung}` of `dataset`'s ladder in order, each rung training one model `way` and returning its row."
     check_one_of('way', way, WAYS)
     if epochs is not None: check_whole('epochs', epochs, fn='ladder_rungs')   # before any data is loaded
@@ -187,20 +181,20 @@ def ladder_rungs(dataset='sample', way='fast', seed=42, epochs=None, progress=Fa
     def get(inputs):
         if inputs not in loaded: loaded[inputs] = load_data(dataset, inputs, path)
         return loaded[inputs]
+    def fast(kind, n=epochs):
+        return lambda: fast_rung(kind, dataset, get(recipe(kind, dataset).inputs), seed, n, progress, device, verbose)
     base = full_baseline_rung if dataset == 'full' else baseline_rung
-    fast = {'baseline': lambda: base(get('flat'))}
-    for kind in kinds(dataset):
-        fast[kind] = lambda kind=kind: fast_rung(kind, dataset, get(recipe(kind, dataset).inputs), seed, epochs, progress, device)
-    if way == 'fast': return fast
-    book = {'baseline': fast['baseline'],
-            'linear':   lambda: linear_rung(get('flat'), seed, epochs),
-            'mlp':      lambda: mlp_rung(get('flat'), seed, epochs, progress),
-            'resnet18': lambda: resnet18_rung(path, seed, epochs, progress)}
+    rungs = {'baseline': lambda: base(get('flat')), **{kind: fast(kind) for kind in kinds(dataset)}}
+    if way == 'fast': return rungs
+    book = {'baseline': rungs['baseline'], 'resnet18': lambda: resnet18_rung(path, seed, epochs, progress),
+            **{k: (lambda k=k: book_rung(k, get('flat'), seed, epochs, progress)) for k in ('linear', 'mlp')}}
     if way == 'book': return book
     def both(name):
-        row = fast[name]()
-        return beside_book(row, row if name == 'baseline' else book[name]())
-    return {name: (lambda name=name: both(name)) for name in fast}
+        if name == 'baseline':
+            row = rungs[name](); return beside_book(row, row)
+        row = fast(name, recipe(name).book[0] if epochs is None else epochs)()   # the same epochs as the book's
+        return beside_book(row, book[name]())
+    return {name: (lambda name=name: both(name)) for name in rungs}
 
 RUNGS, FULL_RUNGS = ('baseline', *kinds('sample')), ('baseline', *kinds('full'))
 

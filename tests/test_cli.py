@@ -170,6 +170,19 @@ def test_predict_bad_image(bad_image_runs, images, name, words):
     assert_fails(bad_image_runs[name], 1, str(images/name), words)
 
 
+def test_predict_at_a_terminal_says_which_digits_the_model_knows(env, model_file, valid):
+    "At a terminal (stderr a pty), predict says that a model of the sample calls every image a 3 or a 7; piped, it does not."
+    import pty
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.run([str(MNIST37), 'predict', str(model_file), str(valid['3'][0])], env=env, stdout=subprocess.PIPE,
+                           stderr=slave, text=True, timeout=600)
+        note = os.read(master, 4096).decode()
+    finally: os.close(slave); os.close(master)
+    assert p.returncode == 0 and len(p.stdout.splitlines()) == 1, p.stdout
+    assert note.strip() == f'{model_file} knows only 3s and 7s: every image is called one of them', note
+
+
 def test_predict_batch_with_bad_images(env, model_file, images, valid):
     "Bad images are reported, one line each; the good ones are still predicted; the status is 1."
     p = run(env, 'predict', model_file, valid['3'][0], images/'text.png', valid['7'][0], images/'truncated.png')
@@ -276,37 +289,9 @@ def test_ladder_book(ladder_runs):
 # ---------------------------------------------------------------- all ten digits: --dataset full
 
 @pytest.fixture(scope='module')
-def full_root(request, data_dir, tmp_path_factory):
-    """Full MNIST's `mnist_png` folder, extracted from MNIST37_DATA's archive and kept in pytest's cache folder
-    (`.pytest_cache/d/mnist37-full`, with its decoded images) for later runs: extracting and deleting 70,000
-    files takes longer than all the tests that use them. Checked on every run; extracted again if incomplete."""
-    from mnist37.data import FULL_COUNTS, MNISTDataError, check_dataset, sha256
-    tgz = data_dir/'mnist_png.tgz'
-    if not tgz.is_file(): pytest.skip(f"{tgz} not found: the --dataset full tests need full MNIST")
-    try: base = request.config.cache.mkdir('mnist37-full')
-    except AttributeError: base = tmp_path_factory.mktemp('mnist37-full')     # pytest's cache is switched off
-    home = base/sha256(tgz)[:12]                                               # a new archive: a new folder
-    try: return check_dataset(home/'mnist_png', FULL_COUNTS)
-    except MNISTDataError: pass                                                # absent, or an extraction cut short
-    for old in base.iterdir(): shutil.rmtree(old, ignore_errors=True)
-    tmp = base/f'.extracting-{os.getpid()}'
-    tmp.mkdir()
-    if shutil.which('tar'): subprocess.run(['tar', '-xzf', str(tgz), '-C', str(tmp)], check=True)   # 3x faster than tarfile
-    else:
-        with tarfile.open(tgz) as tf: tf.extractall(tmp, filter='data')
-    home.mkdir()
-    (tmp/'mnist_png').rename(home/'mnist_png')
-    tmp.rmdir()
-    return check_dataset(home/'mnist_png', FULL_COUNTS)
-
-
-@pytest.fixture(scope='module')
-def full_env(env, tmp_path_factory, sample_root, full_root):
+def full_env(env, both_data, full_root):
     "`env` with MNIST37_DATA holding the sample and full MNIST, and a cache of full MNIST's decoded images that lasts."
-    d = tmp_path_factory.mktemp('full-data')
-    (d/'mnist_sample').symlink_to(sample_root, target_is_directory=True)
-    (d/'mnist_png').symlink_to(full_root, target_is_directory=True)
-    return {**env, 'MNIST37_DATA': str(d), 'MNIST37_CACHE': str(full_root.parent/'cache')}
+    return {**env, 'MNIST37_DATA': str(both_data), 'MNIST37_CACHE': str(full_root.parent/'cache')}
 
 
 @pytest.fixture(scope='module')
@@ -490,6 +475,7 @@ def test_interrupted_training_leaves_the_old_file(env, tmp_path, sig, status, wo
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
+        assert p.stderr.readline().startswith('loading PyTorch and the data (3s and 7s)')   # at once
         assert 'training for 1000 epochs' in p.stderr.readline()   # printed once the data is loaded and training starts
         time.sleep(1)
         p.send_signal(sig)

@@ -163,3 +163,18 @@ def test_public_docstrings_are_one_line_of_at_most_120_characters():
                 doc = ast.get_docstring(node)
                 if doc is None or len(doc) > 120 or '\n' in doc: long.append(f'{p.name}:{node.name}')
     assert long == []
+
+# ---------------------------------------------------------------- the notebooks keep their figures
+
+FIGURE_CALLS = ('plt.subplots(', 'plt.figure(', 'show_image(', 'show_images(', '.imshow(', 'ladder_figure(')
+
+@pytest.mark.parametrize('nb', sorted((ROOT/'nbs').glob('*.ipynb')), ids=lambda p: p.stem)
+def test_every_figure_cell_keeps_its_figure(nb):
+    "A committed code cell that draws must carry its picture: a run under MPLBACKEND=Agg would have dropped it silently."
+    cells = json.loads(nb.read_text())['cells']
+    def draws(src):   # a drawing call at the top level of the cell (not in a def), and no plt.close that drops it
+        top = [ln for ln in src.splitlines() if not ln.startswith((' ', '#', 'def ', 'class ', '@'))]
+        return any(f in ln for ln in top for f in FIGURE_CALLS) and 'plt.close(' not in src
+    bare = [''.join(c['source']).splitlines()[0] for c in cells if c['cell_type'] == 'code' and draws(''.join(c['source']))
+            and not any('image/png' in o.get('data', {}) for o in c.get('outputs', []))]
+    assert not bare, f"{nb.name}: cells that draw but hold no figure (re-run the notebook without MPLBACKEND=Agg): {bare}"

@@ -1,131 +1,169 @@
 #!/usr/bin/env python
-"""Render the course to a static HTML site: `python tools/build_site.py [--nbs nbs] [--out _site]`.
+"""Render the course to a static site with MkDocs: `python tools/build_site.py [--nbs nbs] [--out _site]`.
 
-One page per notebook, from the committed notebooks and the outputs they hold (nothing is executed):
-`index.html` from `index.ipynb`, then a page per numbered chapter, each with a sidebar listing the
-chapters and previous / home / next links. Cells marked `#| hide` are left out, nbdev's other
-directive lines (`#| export`, `#| default_exp ...`) are stripped from the code shown, and links
-to `*.ipynb` become links to the `.html` pages. Figures stay embedded in the pages as data URIs.
-The site is built in a temporary folder next to `out`, then swapped into place."""
-import re, shutil, sys, tempfile
+MkDocs with the Material theme (mkdocs.yml) and mkdocs-jupyter does the site: one page per notebook from
+the outputs committed in it (nothing is executed), search, light and dark, phone navigation, copy buttons
+and an in-page table of contents. This script only prepares what the readers see: it copies
+`index.ipynb` and `[0-9]*.ipynb` into a staging folder, leaving out `#| hide` cells, nbdev's directive
+lines, `__all__` and cells that only test, typesets `$...$` as MathML (no script, no network), says under
+each chapter's title how to run it, and lists the pages in filename order. The site is built in a
+temporary folder next to `out`, then swapped into place, so `out` is never half-written.
+tools/site_hooks.py (named in mkdocs.yml) finishes each page: links to notebooks, anchors and the TOC."""
+import ast, logging, re, shutil, sys, tempfile
 from pathlib import Path
 
 import nbformat
 from fastcore.script import call_parse
-from jinja2 import DictLoader
-from nbconvert import HTMLExporter
+from latex2mathml.converter import convert as tex2mathml
 
-# nbconvert's JupyterLab template, plus the site's navigation. `resources.site` is filled in by `render`.
-TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
-{% block html_head_js_requirejs %}{% endblock %}{# no widgets here, so no require.js from a CDN #}
-{% block extra_css %}<style>{{ resources.site.css }}</style>{% endblock %}
-{%- block body_header -%}
-<body class="jp-Notebook" data-jp-theme-light="true" data-jp-theme-name="JupyterLab Light">
-<nav class="site-nav" aria-label="Chapters">
-  <a class="site-home" href="index.html">{{ resources.site.title }}</a>
-  <ol>{% for p in resources.site.chapters %}
-    <li{% if p.href == resources.site.page.href %} class="current" aria-current="page"{% endif %}><a href="{{ p.href }}">{{ p.label }}</a></li>{% endfor %}
-  </ol>
-</nav>
-<main>
-{%- endblock body_header -%}
-{% block body_footer %}
-<nav class="site-pager" aria-label="Previous and next">
-  {% set prev, next = resources.site.prev, resources.site.next %}
-  <span>{% if prev %}<a rel="prev" href="{{ prev.href }}">← {{ prev.label }}</a>{% endif %}</span>
-  <a rel="home" href="index.html">Home</a>
-  <span>{% if next %}<a rel="next" href="{{ next.href }}">{{ next.label }} →</a>{% endif %}</span>
-</nav>
-</main>
-</body>
-{% endblock body_footer %}
-"""
-
-CSS = """
-body.jp-Notebook { margin: 0; padding: 1.5rem 2rem 3rem 18rem; max-width: 62rem; }
-.site-nav { position: fixed; top: 0; left: 0; bottom: 0; width: 15rem; overflow-y: auto; padding: 1.5rem 1rem;
-  box-sizing: border-box; background: #f5f5f5; border-right: 1px solid #ddd; font: 14px/1.4 var(--jp-ui-font-family); }
-.site-nav a { color: #333; text-decoration: none; }
-.site-nav a:hover { text-decoration: underline; }
-.site-home { display: block; font-size: 1.3em; font-weight: 600; margin-bottom: 1rem; }
-.site-nav ol { list-style: none; padding: 0; margin: 0; }
-.site-nav li { margin: 0 0 .6rem; }
-.site-nav li.current a { font-weight: 600; color: #1565c0; }
-body .jp-InputArea-editor { min-width: 0; overflow-x: auto; }  /* long code lines scroll instead of being cut */
-.site-pager { display: flex; justify-content: space-between; gap: 1rem; margin-top: 3rem; padding-top: 1rem;
-  border-top: 1px solid #ddd; font: 15px var(--jp-ui-font-family); }
-.site-pager span { flex: 1; }
-.site-pager span:last-child { text-align: right; }
-@media (max-width: 50rem) {
-  body.jp-Notebook { padding: 1rem; }
-  .site-nav { position: static; width: auto; border: 0; border-bottom: 1px solid #ddd; }
-}
-"""
-
+ROOT = Path(__file__).resolve().parents[1]
 DIRECTIVE = re.compile(r'\s*#\|\s*(\w+)')  # nbdev's `#| export`, `#| hide`, `#| default_exp data`, ...
-NB_LINK = re.compile(r'href="(?![a-zA-Z][\w+.-]*:|/)([^"#?]*)\.ipynb(?=[#"])')  # relative links to notebooks
-LOCAL_HREF = re.compile(r'href="(?![a-zA-Z][\w+.-]*:|/|#)([^"#?]+)')
+TEST_CALL = re.compile(r'test_\w*$')        # fastcore.test's test_eq, test_fail, test_close, ...
+WIDGET = 'application/vnd.jupyter.widget-view+json'
 
-def strip_directives(nb):
-    "Drop `#| hide` cells and the directive lines of the others; drop cells that held only directives."
+# --- code cells: what nbdev and the tests need, readers do not ----------------------------------------
+
+def is_test(stmt):
+    "Is `stmt` an `assert`, a call of a `test_*` function, or an import of fastcore.test?"
+    if isinstance(stmt, ast.Assert): return True
+    if isinstance(stmt, ast.ImportFrom): return stmt.module == 'fastcore.test'
+    return (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and isinstance(stmt.value.func, ast.Name)
+            and bool(TEST_CALL.match(stmt.value.func.id)))
+
+def is_dunder_all(stmt):
+    "Is `stmt` an assignment to `__all__` (nbdev's export plumbing)?"
+    targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(stmt, ast.AugAssign) else []
+    return any(isinstance(t, ast.Name) and t.id == '__all__' for t in targets)
+
+def reader_source(source):
+    "The code a reader sees: no leading directives, no `__all__` lines; None when the cell is hidden or only tests."
+    lines = source.splitlines()
+    n = 0
+    while n < len(lines) and (DIRECTIVE.match(lines[n]) or not lines[n].strip()): n += 1
+    if any(DIRECTIVE.match(l)[1] == 'hide' for l in lines[:n] if DIRECTIVE.match(l)): return None
+    code = '\n'.join(lines[n:])
+    try: stmts = ast.parse(code).body
+    except SyntaxError: return code.strip('\n')  # magics (`%time`) and the like: shown as they are
+    if stmts and all(is_test(s) for s in stmts): return None
+    drop = {i for s in stmts if is_dunder_all(s) for i in range(s.lineno-1, s.end_lineno)}
+    return '\n'.join(l for i, l in enumerate(code.splitlines()) if i not in drop).strip('\n')
+
+LIVE_ONLY = ('interactive(', 'DigitPad(', 'VBox(', 'HBox(')  # a widget's repr: nothing a reader can use
+
+def static_outputs(outputs):
+    "The outputs without live widget views: their static fallback (HTML, or text other than a bare repr), else a note."
+    for o in outputs:
+        data = o.get('data', {})
+        if WIDGET not in data: continue
+        del data[WIDGET]
+        if data.get('text/plain', '').startswith(LIVE_ONLY) and 'text/html' not in data and 'image/png' not in data:
+            data.clear(); data['text/markdown'] = '*Interactive in Jupyter: run this notebook there to use it (the figure above shows the defaults).*'
+    return [o for o in outputs if o.get('data', True)]
+
+# --- markdown cells: formulas as MathML ------------------------------------------------------------------
+
+# Code (fenced or inline) is left alone; `$$...$$` is display math, `$x$` inline math (no space inside the dollars).
+MATH = re.compile(r'(?P<code>```.*?```|`[^`\n]+`)|\$\$(?P<display>.+?)\$\$|(?<![\\$\w])\$(?P<inline>[^\s$](?:[^$\n]*?[^\s$\\])?)\$(?![\w$])', re.S)
+
+def typeset(markdown):
+    "`markdown` with its TeX formulas replaced by MathML, which browsers draw with no script."
+    def sub(m):
+        if m['code']: return m['code']
+        tex, display = (m['display'], 'block') if m['display'] else (m['inline'], 'inline')
+        try: return tex2mathml(tex.strip(), display=display).replace('\n', ' ')
+        except Exception as e:
+            print(f"warning: cannot typeset ${tex}$ ({e}); it is shown as TeX", file=sys.stderr)
+            return m[0]
+    return MATH.sub(sub, markdown)
+
+# --- pages ---------------------------------------------------------------------------------------------
+
+def title_of(nb, path):
+    "The notebook's title: its first `# ` heading, else its file name."
+    return next((m[1].strip() for c in nb.cells if c.cell_type == 'markdown'
+                 if (m := re.match(r'#\s+(.+)', c.source))), path.stem)
+
+def how_to_run(path, colab):
+    "A note for under a chapter's title: how to run the notebook, and a Colab link where the repository is public."
+    note = (f'<div class="admonition tip run-it"><p class="admonition-title">Run this chapter</p>'
+            f'<p>In the project\'s folder, <code>make lab</code> opens JupyterLab on the notebooks; '
+            f'this chapter is <code>{path.name}</code>.')
+    if colab: note += f' Or <a href="{colab.rstrip("/")}/{path.name}">open it in Colab</a>.'
+    return note + '</p></div>'
+
+def for_readers(path, colab=''):
+    "The notebook at `path` as readers see it."
+    nb = nbformat.read(path, as_version=4)
     cells = []
     for cell in nb.cells:
         if cell.cell_type == 'code':
-            lines = cell.source.splitlines()
-            n = 0
-            while n < len(lines) and DIRECTIVE.match(lines[n]): n += 1
-            if any(DIRECTIVE.match(l)[1] == 'hide' for l in lines[:n]): continue
-            cell.source = '\n'.join(lines[n:]).strip('\n')
-            if not cell.source and not cell.outputs: continue
+            cell.source = reader_source(cell.source)
+            if cell.source is None or not (cell.source or cell.outputs): continue
+            cell.outputs = static_outputs(cell.outputs)
+        elif cell.cell_type == 'markdown': cell.source = typeset(cell.source)
         cells.append(cell)
+    if path.stem != 'index':  # under the title, or first when the notebook has none
+        at = next((i+1 for i, c in enumerate(cells) if c.cell_type == 'markdown' and c.source.startswith('# ')), 0)
+        cells.insert(at, nbformat.v4.new_markdown_cell(how_to_run(path, colab)))
     nb.cells = cells
+    nb.metadata.pop('widgets', None)  # widget state would load the widget manager from a CDN
     return nb
 
-def page_info(path):
-    "The page a notebook becomes: its file name, title (its first `# ` heading) and label (`01 The data...`, or `Overview`)."
-    nb = nbformat.read(path, as_version=4)
-    title = next((m[1].strip() for c in nb.cells if c.cell_type == 'markdown'
-                  if (m := re.match(r'#\s+(.+)', c.source))), path.stem)
-    num = path.stem.split('_')[0] if path.stem[0].isdigit() else ''
-    return dict(nb=nb, href=f'{path.stem}.html', title=title, label=f'{num} {title}' if num else 'Overview')
+def notebooks(nbs):
+    "index.ipynb first, then the numbered notebooks in filename order."
+    nbs = Path(nbs)
+    if not (nbs/'index.ipynb').is_file(): raise FileNotFoundError(f"{nbs}/index.ipynb does not exist")
+    return [nbs/'index.ipynb', *sorted(nbs.glob('[0-9]*.ipynb'))]
 
-def render(exporter, page, site):
-    "The HTML of one page."
-    nb = strip_directives(page['nb'])
-    nb.metadata['title'] = page['title'] if page['href'] == 'index.html' else f"{page['title']} · {site['title']}"
-    html, _ = exporter.from_notebook_node(nb, resources=dict(site=dict(site, page=page)))
-    return NB_LINK.sub(r'href="\1.html', html)
+def load_config_extra(config=ROOT/'mkdocs.yml'):
+    "mkdocs.yml's `extra:` settings (`colab`: where a public repository's notebooks open in Colab)."
+    import yaml
+    with open(config, encoding='utf-8') as f: return yaml.load(f, Loader=yaml.BaseLoader).get('extra', {})
 
-def build_site(nbs='nbs', out='_site'):
-    "Render `nbs/index.ipynb` and `nbs/[0-9]*.ipynb` to `out/`, replacing it as a whole; return the list of pages."
-    nbs, out = Path(nbs), Path(out)
-    pages = [page_info(p) for p in [nbs/'index.ipynb', *sorted(nbs.glob('[0-9]*.ipynb'))]]
-    site = dict(title=pages[0]['title'], chapters=pages[1:], css=CSS)
-    exporter = HTMLExporter(template_name='lab', extra_loaders=[DictLoader({'site.html.j2': TEMPLATE})],
-                            template_file='site.html.j2', exclude_input_prompt=True, exclude_output_prompt=True)
+def quiet_mkdocs():
+    "MkDocs' own warnings on stderr, one line each; its progress messages not."
+    log = logging.getLogger('mkdocs')
+    if not log.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter('%(levelname)s: %(message)s'))
+        log.addHandler(h)
+    log.setLevel(logging.WARNING)
+
+def build_site(nbs='nbs', out='_site', config=ROOT/'mkdocs.yml'):
+    "Render `nbs/index.ipynb` and `nbs/[0-9]*.ipynb` to `out/` with MkDocs, replacing it as a whole; return the nav."
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+    quiet_mkdocs()
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f'.{out.name}-docs-', dir=out.parent))
     tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}-new-', dir=out.parent))
     try:
-        for i, page in enumerate(pages):
-            prev, next = (pages[i-1] if i else None), (pages[i+1] if i+1 < len(pages) else None)
-            html = render(exporter, page, dict(site, prev=prev, next=next))
-            (tmp/page['href']).write_text(html, encoding='utf-8')
-        for page in pages:  # a link to a notebook that does not exist (yet) is worth a warning, not a failure
-            for href in LOCAL_HREF.findall((tmp/page['href']).read_text(encoding='utf-8')):
-                if not (tmp/href).exists(): print(f"warning: {page['href']} links to missing {href}", file=sys.stderr)
+        colab = load_config_extra(config).get('colab', '')
+        shutil.copytree(ROOT/'docs', stage, dirs_exist_ok=True)  # the site's stylesheet
+        nav = []
+        for path in notebooks(nbs):
+            nb = for_readers(path, colab)
+            nbformat.write(nb, stage/path.name)
+            nav.append({('Overview' if path.stem == 'index' else title_of(nb, path)): path.name})
+        build(load_config(str(config), docs_dir=str(stage), site_dir=str(tmp), nav=nav))
         tmp.chmod(0o755)  # mkdtemp makes it private; a web server must be able to read the site
     except BaseException:
-        shutil.rmtree(tmp); raise
-    # Swap: the old site is renamed away and the new one renamed into place, so `out` is never half-written.
+        shutil.rmtree(tmp, ignore_errors=True); raise
+    finally: shutil.rmtree(stage, ignore_errors=True)
+    # Swap: the old site is renamed away and the new one renamed into place.
     old = Path(tempfile.mkdtemp(prefix=f'.{out.name}-old-', dir=out.parent))
     if out.exists(): out.rename(old/out.name)
     tmp.rename(out)
     shutil.rmtree(old)
-    return pages
+    return nav
 
 @call_parse
 def main(nbs:str='nbs',    # folder holding index.ipynb and the numbered notebooks
-         out:str='_site'): # folder to (re)create with the HTML pages
-    "Render the executed course notebooks to a static HTML site."
-    pages = build_site(nbs, out)
-    print(f"{len(pages)} pages in {out}/: " + ' '.join(p['href'] for p in pages))
+         out:str='_site'): # folder to (re)create with the site
+    "Render the executed course notebooks to a static site."
+    from mkdocs.exceptions import MkDocsException
+    try: nav = build_site(nbs, out)
+    except (OSError, ValueError, nbformat.ValidationError, MkDocsException) as e:  # a missing folder, a broken notebook
+        sys.exit(f"build_site: error: {e}")
+    print(f"{len(nav)} pages in {out}/ (open {out}/index.html, or `python -m http.server -d {out}` for search)")
