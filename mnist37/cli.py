@@ -50,10 +50,7 @@ def _say(msg): print(msg, file=sys.stderr, flush=True)
 
 def _progress(): return sys.stderr.isatty()
 
-@contextlib.contextmanager
-def _stdout_to_stderr():
-    sys.stdout.flush()
-    with contextlib.redirect_stdout(sys.stderr): yield
+def _stdout_to_stderr(): sys.stdout.flush(); return contextlib.redirect_stdout(sys.stderr)
 
 # %% ../nbs/15_cli.ipynb #6a84e7af
 def cmd_ladder(args):
@@ -67,10 +64,9 @@ def cmd_ladder(args):
     from mnist37.ladder import run_ladder, save_ladder, format_results
     from mnist37.recipes import ladder_rungs
     device = _device(args, DESCRIPTION[args.dataset])
-    def starting(name):
-        if name == 'baseline': return
-        n = args.epochs or recipe(name, args.dataset).epochs
-        _say(training_line(name, n, args.seed) + (", then the book's way" if args.book else ''))
+    def starting(name):   # beside the book, the fast rows train for the book's epochs
+        r = None if name == 'baseline' else recipe(name, args.dataset)
+        if r: _say(training_line(name, args.epochs or (r.book[0] if args.book else r.epochs), args.seed) + (", then the book's way" if args.book else ''))
     with _stdout_to_stderr():
         rungs = ladder_rungs(args.dataset, 'beside' if args.book else 'fast', args.seed, args.epochs, _progress(), device=device, verbose=args.verbose)
         rows = run_ladder(rungs, models, args.dataset, on_start=starting, on_row=lambda row: _say(row_summary(row)))
@@ -104,11 +100,14 @@ def cmd_train(args):
     return 0
 
 def _device(args, loading=None):
-    "The `torch.device` of `--device`, after saying it is `loading` the data; a usage error when this machine does not have it."
-    if loading: _say(f"loading PyTorch and the data ({loading})...")   # the imports and the data take seconds: say so at once
+    "The `torch.device` of `--device`, saying it is `loading` the data; a usage error when this machine does not have it."
+    early = loading and args.device in ('auto', 'cpu')   # always there: say so before the imports, which take seconds
+    if early: _say(f"loading PyTorch and the data ({loading})...")
     from mnist37.fast import pick_device
-    try: return pick_device(args.device)
-    except ValueError as e: usage_error(args, f"argument --device: {e}")
+    try: device = pick_device(args.device)
+    except ValueError as e: usage_error(args, f"argument --device: {e}")   # one line, and nothing before it
+    if loading and not early: _say(f"loading the data ({loading})...")
+    return device
 
 def _check_dataset(args, rec):
     "A usage error if `--dataset` was given and is not the dataset of the model file's record `rec`."
@@ -137,12 +136,11 @@ def cmd_eval(args):
     device, (model, rec) = _device(args), load_model(args.model)
     _check_dataset(args, rec)
     res = evaluate_model(model.to(device), rec)
-    if args.json: print(json.dumps({'path': str(args.model), 'kind': rec['kind'], 'dataset': rec['dataset'], **res}, indent=1))
-    else:
-        print(f"{printable(args.model)}: {rec['kind']} model{_for(rec['dataset'])}, trained for {rec['epochs']} epoch{'s'[:rec['epochs']>1]} "
-              f"(seed {rec['seed']}) by mnist37 {printable(rec['mnist37_version'])}")
-        print(f"{EVAL_SET[rec['dataset']]} accuracy: {res['accuracy']:.4f} ({res['correct']} of {res['total']} images)")
-        print(confusion_table(res))
+    if args.json: print(json.dumps({'path': str(args.model), 'kind': rec['kind'], 'dataset': rec['dataset'], **res}, indent=1)); return 0
+    print(f"{printable(args.model)}: {rec['kind']} model{_for(rec['dataset'])}, trained for {rec['epochs']} epoch{'s'[:rec['epochs']>1]} "
+          f"(seed {rec['seed']}) by mnist37 {printable(rec['mnist37_version'])}")
+    print(f"{EVAL_SET[rec['dataset']]} accuracy: {res['accuracy']:.4f} ({res['correct']} of {res['total']} images)")
+    print(confusion_table(res))
     return 0
 
 # %% ../nbs/15_cli.ipynb #956b323b

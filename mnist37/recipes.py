@@ -143,8 +143,9 @@ def book_rung(kind, data=None, seed=42, epochs=None, progress=False):
     "The book's code for the sample's linear model or `simple_net`: `Learner` over its unshuffled loaders, its epochs and lr."
     from fastai.torch_core import set_seed
     from mnist37.fast import learner_fit
-    r, data = recipe(kind, 'sample', 'book_rung'), data if data is not None else load_data()
+    r = recipe(kind, 'sample', 'book_rung')
     if kind == 'resnet18': raise ValueError("book_rung: the book's resnet18 trains from the folder; use resnet18_rung.")
+    data = data if data is not None else load_data()
     set_seed(seed)
     model = resolve(r.build)(*r.args)
     start = time.perf_counter()

@@ -78,9 +78,11 @@ def chromium(tmp):
 
 def wait_until(ready, what, timeout=60, every=0.25):
     "Poll `ready()` until it returns something true, and return that; fail saying `what` was awaited."
+    from selenium.common.exceptions import StaleElementReferenceException
     deadline = time.monotonic() + timeout
     while True:
-        got = ready()
+        try: got = ready()
+        except StaleElementReferenceException: got = None   # the widget re-rendered the element under us: look again
         if got: return got
         if time.monotonic() > deadline: pytest.fail(f"waited {timeout} s for {what}")
         time.sleep(every)
