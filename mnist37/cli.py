@@ -64,9 +64,9 @@ def cmd_ladder(args):
     from mnist37.ladder import run_ladder, save_ladder, format_results
     from mnist37.recipes import ladder_rungs
     device = _device(args, DESCRIPTION[args.dataset])
-    def starting(name):   # beside the book, the fast rows train for the book's epochs
+    def starting(name):   # beside the book, each way trains for its own epochs unless --epochs says
         r = None if name == 'baseline' else recipe(name, args.dataset)
-        if r: _say(training_line(name, args.epochs or (r.book[0] if args.book else r.epochs), args.seed) + (", then the book's way" if args.book else ''))
+        if r: _say(training_line(name, args.epochs or r.epochs, args.seed) + (f", then the book's way for {args.epochs or r.book[0]}" if args.book else ''))
     with _stdout_to_stderr():
         rungs = ladder_rungs(args.dataset, 'beside' if args.book else 'fast', args.seed, args.epochs, _progress(), device=device, verbose=args.verbose)
         rows = run_ladder(rungs, models, args.dataset, on_start=starting, on_row=lambda row: _say(row_summary(row)))

@@ -80,26 +80,27 @@ def fit_fast(model, train_x, train_y, valid_x, valid_y, epochs, lr, bs=256, loss
             raise TypeError(f"fit_fast: sched=True needs a PyTorch optimizer (e.g. torch.optim.AdamW), not {type(opt).__name__}.")
         sched = one_cycle(opt, lr, max(1, epochs * math.ceil(n / bs)))
     gen = torch.Generator().manual_seed(seed) if seed is not None else None   # on the CPU: the same order on any device
-    xs, ys = torch.empty_like(train_x), torch.empty_like(train_y)   # each epoch's shuffle is gathered into these
+    xb, yb = (t.new_empty(min(bs, n), *t.shape[1:]) for t in (train_x, train_y))   # each batch is gathered into these
     amp, name = amp or nullcontext(), getattr(metric, '__name__', 'metric')
     mb = master_bar(range(epochs)) if progress else range(epochs)
     history, start = [], time.perf_counter()
     for epoch in mb:
         model.train()
         perm = torch.randperm(n, generator=gen).to(train_x.device)
-        torch.index_select(train_x, 0, perm, out=xs); torch.index_select(train_y, 0, perm, out=ys)   # every batch below is a view
         total, starts = 0., range(0, n, bs)
         for i in (progress_bar(starts, parent=mb) if progress else starts):
-            with amp: loss = loss_func(model(tfm(xs[i:i+bs])), ys[i:i+bs])
+            idx = perm[i:i+bs]
+            x, y = (torch.index_select(t, 0, idx, out=buf[:len(idx)]) for t, buf in ((train_x, xb), (train_y, yb)))
+            with amp: loss = loss_func(model(tfm(x)), y)
             if scaler: scaler.scale(loss).backward(); scaler.step(opt); scaler.update()   # fp16 on a GPU
             else: loss.backward(); opt.step()
             opt.zero_grad()
             if sched: sched.step()
-            total += loss.item() * len(ys[i:i+bs])
+            total += loss.item() * len(y)
         preds = get_preds(model, valid_x, tfm=tfm, amp=amp)
         history.append({'epoch': epoch + 1, 'train_loss': total/n, 'valid_loss': float(loss_func(preds, valid_y)),
                         name: float(metric(preds, valid_y)), 'seconds': time.perf_counter() - start})
-        if progress if verbose is None else verbose:
+        if (progress if verbose is None else verbose):
             line = ' '.join(f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}' for k, v in history[-1].items())
             if progress: mb.write(line)
             else: print(line, flush=True)

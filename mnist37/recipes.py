@@ -40,8 +40,8 @@ class Recipe:
 
 _FULL = dict(loss='mnist37.full:cross_entropy', metric='mnist37.full:multi_accuracy', classes=DIGITS['full'])
 RECIPES = {
-    ('sample', 'linear'):   Recipe('torch.nn:Linear', 20, 1.0, args=(28*28, 1), book=(10, 1.0)),  # notebook 07
-    ('sample', 'mlp'):      Recipe('mnist37.models:simple_net', 40, 0.1, book=(40, 0.1)),      # notebook 08
+    ('sample', 'linear'):   Recipe('torch.nn:Linear', 10, 4.0, args=(28*28, 1), book=(10, 1.0)),  # notebooks 07, 10
+    ('sample', 'mlp'):      Recipe('mnist37.models:simple_net', 10, 0.8, book=(40, 0.1)),      # notebooks 08, 10
     ('sample', 'resnet18'): Recipe('mnist37.fast:fast_resnet18', 1, 1e-2, bs=192, loss='torch.nn.functional:cross_entropy',
                                    metric='fastai.metrics:accuracy', opt='mnist37.fast:fastai_adamw', one_cycle=True,
                                    inputs='bytes', autocast=True, classes=('7', '3'), book=(1, 0.1)),  # notebook 10
@@ -182,8 +182,8 @@ def ladder_rungs(dataset='sample', way='fast', seed=42, epochs=None, progress=Fa
     def get(inputs):
         if inputs not in loaded: loaded[inputs] = load_data(dataset, inputs, path)
         return loaded[inputs]
-    def fast(kind, n=epochs):
-        return lambda: fast_rung(kind, dataset, get(recipe(kind, dataset).inputs), seed, n, progress, device, verbose)
+    def fast(kind):
+        return lambda: fast_rung(kind, dataset, get(recipe(kind, dataset).inputs), seed, epochs, progress, device, verbose)
     base = full_baseline_rung if dataset == 'full' else baseline_rung
     rungs = {'baseline': lambda: base(get('flat')), **{kind: fast(kind) for kind in kinds(dataset)}}
     if way == 'fast': return rungs
@@ -191,10 +191,8 @@ def ladder_rungs(dataset='sample', way='fast', seed=42, epochs=None, progress=Fa
             **{k: (lambda k=k: book_rung(k, get('flat'), seed, epochs, progress)) for k in ('linear', 'mlp')}}
     if way == 'book': return book
     def both(name):
-        if name == 'baseline':
-            row = rungs[name](); return beside_book(row, row)
-        row = fast(name, recipe(name).book[0] if epochs is None else epochs)()   # the same epochs as the book's
-        return beside_book(row, book[name]())
+        row = rungs[name]()
+        return beside_book(row, row if name == 'baseline' else book[name]())
     return {name: (lambda name=name: both(name)) for name in rungs}
 
 RUNGS, FULL_RUNGS = ('baseline', *kinds('sample')), ('baseline', *kinds('full'))

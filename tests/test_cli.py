@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 MNIST37 = Path(sys.executable).parent/'mnist37'
-EPOCHS = 3   # enough for ~97.6% on the validation set; the chapter's 20 take longer
+EPOCHS = 3   # enough for 98.0% on the validation set at the recipe's learning rate; its 10 take longer
 
 
 # ---------------------------------------------------------------- helpers and fixtures
@@ -58,7 +58,7 @@ def model_file(env, tmp_path_factory):
     out = tmp_path_factory.mktemp('model')/'linear.pt'
     p = run(env, 'train', '--model', 'linear', '--epochs', EPOCHS, '--out', out)
     assert p.returncode == 0, p.stderr
-    assert out.is_file() and f'{out}: linear, validation accuracy 0.97' in p.stdout, p.stdout
+    assert out.is_file() and re.fullmatch(rf'{re.escape(str(out))}: linear, validation accuracy 0\.98\d\d after {EPOCHS} epochs \([\d.]+ s\)\n', p.stdout), p.stdout
     return out
 
 
@@ -227,10 +227,10 @@ def test_ladder_table_and_out(ladder_runs):
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert lines[0].split() == ['model', 'accuracy', 'seconds']
-    assert [ln.split()[:2] for ln in lines[1:]] == [['baseline', '0.9514'], ['linear', '0.9740']]   # chapter order
+    assert [ln.split()[:2] for ln in lines[1:]] == [['baseline', '0.9514'], ['linear', '0.9774']]   # chapter order
     assert sorted(f.name for f in out.iterdir()) == ['ladder.png', 'results.json']
     rows = json.loads((out/'results.json').read_text())
-    assert [(r['model'], r['accuracy']) for r in rows] == [('baseline', 0.9514), ('linear', 0.974)]   # the fast rungs
+    assert [(r['model'], r['accuracy']) for r in rows] == [('baseline', 0.9514), ('linear', 0.9774)]   # the fast rungs
     with Image.open(out/'ladder.png') as im: assert im.format == 'PNG' and im.size[0] > 300
 
 
@@ -255,13 +255,14 @@ def test_ladder_json(ladder_runs):
     assert [(r['model'], r['accuracy']) for r in rows] == [('baseline', 0.9514)] and rows[0]['seconds'] >= 0
 
 
-def test_ladder_book_trains_the_fast_row_for_the_books_epochs(env):
-    "Beside the book, without --epochs, the fast linear model trains for the book's 10 epochs, and says so."
-    p = run(env, 'ladder', '--book', '--models', 'linear', '--json')
+def test_ladder_book_trains_each_way_by_its_own_call(env):
+    "Beside the book, without --epochs, simple_net trains by its recipe and by the book's learn.fit(40, 0.1), and says so."
+    p = run(env, 'ladder', '--book', '--models', 'mlp', '--json')
     assert p.returncode == 0, p.stderr
-    assert "linear: training for 10 epochs (seed 42), then the book's way" in p.stderr.splitlines(), p.stderr
+    assert "mlp: training for 10 epochs (seed 42), then the book's way for 40" in p.stderr.splitlines(), p.stderr
     row = json.loads(p.stdout)[0]
-    assert row['book_accuracy'] == 0.9671 and row['accuracy'] > row['book_accuracy'], row   # learn.fit(10, lr=1) unshuffled
+    # measured over seeds 42, 0 and 1, 1 and 2 threads: the book's 0.9818-0.9823, the recipe's 0.9833-0.9858
+    assert row['book_accuracy'] >= 0.98 and row['accuracy'] >= row['book_accuracy'] - 0.005, row
 
 
 # resnet18's model files go through the same code (notebook 14 round-trips an untrained one); training one

@@ -143,7 +143,8 @@ def test_each_recipe_is_written_once():
     for p in [*LIB.glob('*.py'), ROOT/'bench'/'run.py']:
         if p.name in ('recipes.py', '_modidx.py'): continue
         text = p.read_text()
-        for pattern in ('epochs=20', 'epochs=40', 'lr=1.,', 'lr=0.1)', 'lr=0.5', 'lr=0.02', '20, 1.0', '40, 0.1'):
+        for pattern in ('epochs=40', '40, 0.1', '10, 1.0', '10, 4.0', '10, 0.8', 'lr=4', 'lr=0.8', 'lr=0.5', 'lr=0.02',
+                        '5, 0.5', '4, 0.02'):   # the (epochs, lr) of the sample's and full's recipes and the book's calls
             assert pattern not in text, (p.name, pattern)
 
 # ---------------------------------------------------------------- the limits the project keeps
