@@ -1,6 +1,6 @@
 """mnist37 benchmark: the book's pipelines and mnist37's fast paths, side by side in one run.
 
-Usage: MNIST37_DATA=../shared/data .venv/bin/python bench/run.py [--repeats 5] [--resnet-repeats 1]
+Usage: MNIST37_DATA=../shared/data .venv/bin/python bench/run.py [--repeats 5] [--resnet-repeats 3]
        [--only data,linear,mlp,resnet18] [--threads N] [--course-log LOG] [--out bench]
 Writes bench/results.json (atomically) and bench/results.md. Each measurement is repeated and the median kept;
 the competing versions are interleaved (book, mnist37, hand, book, ...) so background load hits them alike."""
@@ -17,7 +17,7 @@ from fastai.torch_core import set_seed
 import mnist37
 from mnist37.data import mnist_sample_path, load_sample, load_digit_bytes
 from mnist37.files import atomic_write
-from mnist37.fast import learner_fit, hand_fit, bf16_supported, pick_device
+from mnist37.fast import learner_fit, hand_fit, bf16_supported, pick_device, autocast_for
 from mnist37.recipes import recipe, resolve, fit_recipe, resnet18_rung, fit_resnet18_fast
 
 def clock(f):
@@ -35,8 +35,13 @@ def machine():
     return {'cpu': model, 'cores': os.cpu_count(), 'torch_threads': torch.get_num_threads(), 'torch': torch.__version__,
             'fastai': fastai.__version__, 'python': platform.python_version(), 'cpu_capability': torch.backends.cpu.get_cpu_capability(),
             **{f: f in flags for f in ('avx2', 'avx512f', 'avx512_bf16', 'amx_tile')}, 'bf16_native': bf16_supported(),
-            'precision': 'bf16 autocast' if bf16_supported() else 'fp32',
             'load_average_at_start': [round(x, 2) for x in os.getloadavg()]}
+
+def precision(device):
+    "What resnet18's recipe trains in on `device`: fp32, or the autocast `autocast_for` picks there."
+    amp, scaler = autocast_for(device)
+    if not isinstance(amp, torch.autocast): return 'fp32'
+    return f"{str(amp.fast_dtype).replace('torch.', '')} autocast" + (' with a GradScaler' if scaler else '')
 
 def bench_data(path, repeats):
     folders = [path/s/d for s in ('train', 'valid') for d in '37']
@@ -73,9 +78,11 @@ def bench_small(data, kind, repeats, seed=42, device='auto'):
             'acc_mnist37': accs['mnist37'], 'acc_hand': accs['hand'], 'repeats': repeats,
             **{f'{k}_all_s': v for k, v in times.items()}}
 
-def bench_resnet18(path, repeats, seed=42, device='auto'):
-    tb, to, rb, ro = [], [], [], []
-    for _ in range(repeats):
+SEEDS = (42, 0, 1, 2, 3)   # resnet18's repeats take these in turn: one epoch's accuracy varies with the seed
+
+def bench_resnet18(path, repeats, device='auto'):
+    tb, to, rb, ro, seeds = [], [], [], [], [SEEDS[i % len(SEEDS)] for i in range(repeats)]
+    for seed in seeds:
         # the book's pipeline from the folder: ImageDataLoaders.from_folder + vision_learner + fit_one_cycle(1, 0.1)
         t, row = clock(lambda: resnet18_rung(path, seed=seed)); tb.append(t); rb.append(row['accuracy'])
         base_rss = rss_mb()
@@ -83,8 +90,8 @@ def bench_resnet18(path, repeats, seed=42, device='auto'):
         t, (_, acc, _) = clock(lambda: fit_resnet18_fast(path, seed=seed, progress=False, device=device)); to.append(t); ro.append(acc)
     return {'baseline_s': median(tb), 'mnist37_s': median(to), 'time_ratio': median(to)/median(tb),
             'acc_baseline': median(rb), 'acc_mnist37': median(ro), 'peak_rss_mb': round(rss_mb(), 1),
-            'peak_rss_mb_after_baseline': round(base_rss, 1), 'repeats': repeats, 'baseline_all_s': tb, 'mnist37_all_s': to,
-            'acc_baseline_all': rb, 'acc_mnist37_all': ro}
+            'peak_rss_mb_after_baseline': round(base_rss, 1), 'repeats': repeats, 'seeds': seeds, 'baseline_all_s': tb,
+            'mnist37_all_s': to, 'acc_baseline_all': rb, 'acc_mnist37_all': ro}
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -102,7 +109,8 @@ def write_atomic(path, text):
 def table(res):
     f = lambda v, d=2: '—' if v is None else f'{v:.{d}f}'
     out = [f"mnist37 benchmark, {res['date']}: {res['machine']['cpu']}, {res['machine']['cores']} cores, torch {res['machine']['torch']}, "
-           f"{res['machine']['torch_threads']} threads, load average at start {res['machine']['load_average_at_start']}. Medians of repeats, seconds.", '',
+           f"{res['machine']['torch_threads']} threads, device {res['machine'].get('device', 'cpu')}, resnet18 in {res['machine']['precision']}, "
+           f"load average at start {res['machine']['load_average_at_start']}. Medians of repeats, seconds.", '',
            "The book's column runs the book's code: for the linear model and the MLP its own `Learner` call on its unshuffled "
            "loaders. mnist37's column runs mnist37's recipe (shuffled slices, its epochs and learning rate), and the hand loop "
            "the same recipe in the least code; \"same work\" is mnist37's loop doing the book's epochs at the book's learning rate.", '',
@@ -116,15 +124,18 @@ def table(res):
                        f"Learner ({f(d['same_work_speedup'],1)}× for the same work), {f(d['ratio_vs_hand'])}× the hand loop | "
                        f"{f(d['acc_learner'],4)} / {f(d['acc_mnist37'],4)} |")
     if d := res.get('resnet18'):
-        out.append(f"| resnet18, 1 epoch | {f(d['baseline_s'],1)} | {f(d['mnist37_s'],1)} | | time ratio {f(d['time_ratio'])} (peak RSS {f(d['peak_rss_mb'],0)} MB) | "
-                   f"{f(d['acc_baseline'],4)} / {f(d['acc_mnist37'],4)} |")
+        seeds, span = d.get('seeds', [42]), lambda v: f"{min(v):.4f}–{max(v):.4f}" if min(v) < max(v) else f"{v[0]:.4f}"
+        out.append(f"| resnet18, 1 epoch, seed{'s'[:len(set(seeds))>1]} {', '.join(map(str, dict.fromkeys(seeds)))} | {f(d['baseline_s'],1)} | "
+                   f"{f(d['mnist37_s'],1)} | | time ratio {f(d['time_ratio'])} (peak RSS {f(d['peak_rss_mb'],0)} MB) | "
+                   f"{f(d['acc_baseline'],4)} / {f(d['acc_mnist37'],4)}"
+                   + (f" (seed by seed: {span(d['acc_baseline_all'])} / {span(d['acc_mnist37_all'])})" if len(set(seeds)) > 1 else '') + " |")
     if (c := res.get('course')) and c.get('total_s') is not None: out.append(f"| `make course` | | {f(c['total_s'],1)} | | | |")
     return '\n'.join(out) + '\n'
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--repeats', type=int, default=5)
-    p.add_argument('--resnet-repeats', type=int, default=1)
+    p.add_argument('--resnet-repeats', type=int, default=3)
     p.add_argument('--only', default='data,linear,mlp,resnet18')
     p.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch\'s choice)')
     p.add_argument('--device', default='auto', help="where mnist37's fast paths train: auto (a GPU if there is one), cpu, cuda, mps")
@@ -135,7 +146,7 @@ def main(argv=None):
     if a.course_log is None and (log := REPO/'_course'/'times.txt').exists(): a.course_log = log
     only = a.only.split(',')
     out = Path(a.out)
-    res = {'date': time.strftime('%Y-%m-%d %H:%M'), 'machine': {**machine(), 'device': str(pick_device(a.device))}}
+    res = {'date': time.strftime('%Y-%m-%d %H:%M'), 'machine': {**machine(), 'device': str(pick_device(a.device)), 'precision': precision(a.device)}}
     prev = out/'results.json'
     if prev.exists():  # keep sections this run does not measure
         old = json.loads(prev.read_text())
