@@ -12,12 +12,11 @@ from statistics import median
 import numpy as np
 from PIL import Image
 import torch
-from fastai.torch_core import set_seed
 
 import mnist37
 from mnist37.data import mnist_sample_path, load_sample, load_digit_bytes
 from mnist37.files import atomic_write
-from mnist37.fast import learner_fit, hand_fit, bf16_supported, pick_device, autocast_for
+from mnist37.fast import learner_fit, hand_fit, time_fits, bf16_supported, pick_device, autocast_for
 from mnist37.recipes import recipe, resolve, fit_recipe, resnet18_rung, fit_resnet18_fast
 
 def clock(f):
@@ -60,23 +59,20 @@ def bench_data(path, repeats):
 def bench_small(data, kind, repeats, seed=42, device='auto'):
     r = recipe(kind)
     (book_epochs, book_lr), metric = r.book, r.metric.split(':')[1]
+    model = lambda: resolve(r.build)(*r.args)   # built after time_fits seeds: the weights fit_recipe starts from
     fast = lambda **changes: round(fit_recipe(r, data, seed, progress=False, device=device, **changes)[1][-1][metric], 4)
-    runs = {'learner': lambda m: learner_fit(m, data, book_epochs, book_lr),   # the book's code and call, unshuffled loaders
-            'same':    lambda m: fast(epochs=book_epochs, lr=book_lr),         # fit_fast doing the book's work, shuffled
-            'mnist37': lambda m: fast(),                                        # the recipe, as `mnist37 train` runs it
-            'hand':    lambda m: hand_fit(m, data, r.epochs, r.lr, bs=r.bs)}   # the recipe's work in the least code
-    times, accs = {k: [] for k in runs}, {}
-    for _ in range(repeats):
-        for k, f in runs.items():
-            set_seed(seed); m = resolve(r.build)(*r.args)   # the weights fit_recipe starts from, for the book and the hand loop
-            t, accs[k] = clock(lambda: f(m)); times[k].append(t)
-    med = {k: median(v) for k, v in times.items()}
+    runs = time_fits({'learner': lambda: learner_fit(model(), data, book_epochs, book_lr),  # the book's code and call, unshuffled
+                      'same':    lambda: fast(epochs=book_epochs, lr=book_lr),            # fit_fast doing the book's work, shuffled
+                      'mnist37': fast,                                                     # the recipe, as `mnist37 train` runs it
+                      'hand':    lambda: hand_fit(model(), data, r.epochs, r.lr, bs=r.bs)},  # the recipe's work in the least code
+                     repeats, seed)
+    med, accs = {k: median(t) for k, (t, _) in runs.items()}, {k: acc for k, (_, acc) in runs.items()}
     return {'book_epochs': book_epochs, 'book_lr': book_lr, 'epochs': r.epochs, 'lr': r.lr, 'bs': r.bs,
             'learner_s': med['learner'], 'same_work_s': med['same'], 'mnist37_s': med['mnist37'], 'hand_s': med['hand'],
             'speedup_vs_learner': med['learner']/med['mnist37'], 'same_work_speedup': med['learner']/med['same'],
             'ratio_vs_hand': med['mnist37']/med['hand'], 'acc_learner': accs['learner'], 'acc_same_work': accs['same'],
             'acc_mnist37': accs['mnist37'], 'acc_hand': accs['hand'], 'repeats': repeats,
-            **{f'{k}_all_s': v for k, v in times.items()}}
+            **{f'{k}_all_s': t for k, (t, _) in runs.items()}}
 
 SEEDS = (42, 0, 1, 2, 3)   # resnet18's repeats take these in turn: one epoch's accuracy varies with the seed
 
