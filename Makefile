@@ -12,7 +12,7 @@ endif
 # Jupyter refuses to run as root (containers, CI machines) unless told it is on purpose.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: course test lab venv export notebooks clean site browser bench lock
+.PHONY: course test learner learner-install learner-tests learner-notebooks lab venv export notebooks clean site browser bench lock
 
 # The venv is rebuilt only when the requirements or the lock change. settings.ini declares ranges;
 # requirements.lock holds the exact versions that were tested, so every machine gets the same set.
@@ -59,16 +59,52 @@ course: venv
 	if [ -f $$MNIST37_RESULTS ]; then $(BIN)/mnist37 results $$MNIST37_RESULTS; \
 	else echo "(the results ladder is printed once the chapter's last notebook exists)"; fi
 
-# The library must match the notebooks, every notebook must pass (slow cells too, not the `#| bench` ones that
-# re-time the book's resnet18), and so must tests/. nbdev_test runs two notebooks at once: one thread each keeps
-# them from fighting over the two cores.
+# The library must match the notebooks, every notebook must pass in both Pythons, and so must tests/:
+# - in .venv (the dev set, requirements.lock): the appendices and the index under nbdev_test (slow cells too), then
+#   pytest on tests/;
+# - in .venv-learner (a learner's own Python, below): each teaching notebook run alone in an empty folder, as a
+#   learner runs it (every cell but the `#| bench` ones, which re-time the book's resnet18 that notebook 09 runs;
+#   `make course` runs all of them, in .venv), then the library's in-process tests.
+# pytest keeps about one core busy, so the learner's Python is built and its notebooks run beside it, two at a time
+# on one thread each; their log is printed after pytest's. nbdev_test runs two notebooks at once, one thread each.
 test: venv browser
 	$(BIN)/nbdev_export
 	@if [ -n "$$(git status --porcelain -- mnist37)" ]; then \
 	  git status --short -- mnist37; \
 	  echo "mnist37/ differs from what nbdev_export makes of nbs/: export and commit the library." >&2; exit 1; fi
-	MPLBACKEND=Agg OMP_NUM_THREADS=1 $(BIN)/nbdev_test --flags slow --timing
-	$(BIN)/pytest tests/ --durations=8
+	MPLBACKEND=Agg OMP_NUM_THREADS=1 $(BIN)/nbdev_test --flags slow --timing --skip_file_re '^([_.]|[01][0-9]_)'
+	@log=$$(mktemp); ($(MAKE) --no-print-directory learner-notebooks >$$log 2>&1; echo $$? >$$log.rc) & \
+	$(BIN)/pytest tests/ --durations=8; rc=$$?; wait; \
+	echo "== the teaching notebooks in a learner's Python (make learner-notebooks):"; cat $$log; lrc=$$(cat $$log.rc); \
+	rm -f $$log $$log.rc; [ $$rc = 0 ] && [ $$lrc = 0 ]
+	$(MAKE) --no-print-directory learner-tests
+
+# A learner's own Python, beside the dev venv, as Colab or a fresh Jupyter has it: the oldest Python that settings.ini's
+# min_python allows on this machine (Debian 12's /usr/bin/python3.11, 3.11.2, whose tarfile has no extraction filter),
+# with what such an environment already holds (tools/learner-python.txt), then `pip install .` with no lock and no dev
+# extras, so pip brings the newest fastai and fastcore it offers. Rebuilt when those files change.
+LEARNER        := .venv-learner
+LEARNER_PYTHON ?= $(firstword $(wildcard /usr/bin/python3.11) python3)
+$(LEARNER)/.installed: settings.ini setup.py pyproject.toml tools/learner-python.txt
+	rm -rf $(LEARNER)
+	$(LEARNER_PYTHON) -m venv $(LEARNER)
+	$(LEARNER)/bin/python -m pip install --quiet --no-compile -r tools/learner-python.txt
+	$(LEARNER)/bin/python -m pip install --quiet --no-compile .
+	@$(LEARNER)/bin/python -c "import sys, fastai, fastcore, torch; print(f'learner Python {sys.version.split()[0]}: fastai {fastai.__version__}, fastcore {fastcore.__version__}, torch {torch.__version__}')"
+	touch $@
+
+# In that Python: this tree's mnist37 (its dependencies stay as pip resolved them); the library's in-process tests
+# (pytest by its script, so that the installed package is imported, not the tree's); every teaching notebook copied
+# alone into an empty folder and run cell by cell, as "Run all" runs it (tools/run_alone.py), LEARNER_JOBS at once.
+LEARNER_TESTS := tests/test_data.py tests/test_design.py tests/test_fast.py
+LEARNER_JOBS  ?= 2
+learner-install: $(LEARNER)/.installed
+	@$(LEARNER)/bin/python -m pip install --quiet --no-deps --no-compile --force-reinstall .
+learner-tests: learner-install
+	$(LEARNER)/bin/pytest -q -p no:cacheprovider $(LEARNER_TESTS)
+learner-notebooks: learner-install
+	MPLBACKEND= OMP_NUM_THREADS=1 $(LEARNER)/bin/python tools/run_alone.py --jobs $(LEARNER_JOBS) --skip bench nbs/[01][0-9]_*.ipynb
+learner: learner-notebooks learner-tests
 
 # The speed benchmark, not part of `make test`: the book's pipelines and mnist37's fast paths side by side,
 # medians of repeats, into bench/results.json and bench/results.md. Options in BENCH_ARGS (see bench/README.md).
@@ -113,4 +149,4 @@ notebooks: venv
 	$(BIN)/nbdev_export
 
 clean:
-	rm -rf _course _proc _docs _site ._site-* _site_shots
+	rm -rf _course _proc _docs _site ._site-* _site_shots $(LEARNER)

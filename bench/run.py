@@ -1,9 +1,11 @@
 """mnist37 benchmark: the book's pipelines and mnist37's fast paths, side by side in one run.
 
-Usage: MNIST37_DATA=../shared/data .venv/bin/python bench/run.py [--repeats 5] [--resnet-repeats 3]
+Usage: MNIST37_DATA=../shared/data .venv/bin/python bench/run.py [--device auto] [--repeats 5] [--resnet-repeats 3]
        [--only data,linear,mlp,resnet18] [--threads N] [--course-log LOG] [--out bench]
-Writes bench/results.json (atomically) and bench/results.md. Each measurement is repeated and the median kept;
-the competing versions are interleaved (book, mnist37, hand, book, ...) so background load hits them alike."""
+Writes bench/results.json and bench/results.md (atomically) for a run on the CPU, and bench/results-cuda.json and
+bench/results-cuda.md for one on a CUDA GPU (results-mps.* on a Mac), so each device's latest run stays beside the
+other's. Each measurement is repeated and the median kept; the competing versions are interleaved (book, mnist37,
+hand, book, ...) so background load hits them alike, and all of them train on the one device."""
 import warnings; warnings.filterwarnings('ignore', message='.*torch.jit.script.*deprecated')
 import argparse, json, os, platform, re, resource, sys, time
 from pathlib import Path
@@ -36,6 +38,12 @@ def machine():
             **{f: f in flags for f in ('avx2', 'avx512f', 'avx512_bf16', 'amx_tile')}, 'bf16_native': bf16_supported(),
             'load_average_at_start': [round(x, 2) for x in os.getloadavg()]}
 
+def gpu(device):
+    "The GPU's name, memory and CUDA version when `device` is one; else nothing."
+    if device.type != 'cuda': return {}
+    props = torch.cuda.get_device_properties(device)
+    return {'gpu': props.name, 'gpu_memory_gb': round(props.total_memory / 2**30), 'cuda': torch.version.cuda}
+
 def precision(device):
     "What resnet18's recipe trains in on `device`: fp32, or the autocast `autocast_for` picks there."
     amp, scaler = autocast_for(device)
@@ -57,14 +65,14 @@ def bench_data(path, repeats):
             'n_images': sum(len(x) for x in b), 'repeats': repeats, 'baseline_all_s': tb, 'mnist37_all_s': to}
 
 def bench_small(data, kind, repeats, seed=42, device='auto'):
-    r = recipe(kind)
+    r, device = recipe(kind), pick_device(device)
     (book_epochs, book_lr), metric = r.book, r.metric.split(':')[1]
     model = lambda: resolve(r.build)(*r.args)   # built after time_fits seeds: the weights fit_recipe starts from
     fast = lambda **changes: round(fit_recipe(r, data, seed, progress=False, device=device, **changes)[1][-1][metric], 4)
-    runs = time_fits({'learner': lambda: learner_fit(model(), data, book_epochs, book_lr),  # the book's code and call, unshuffled
+    runs = time_fits({'learner': lambda: learner_fit(model(), data, book_epochs, book_lr, device=device),  # the book's code and call
                       'same':    lambda: fast(epochs=book_epochs, lr=book_lr),            # fit_fast doing the book's work, shuffled
                       'mnist37': fast,                                                     # the recipe, as `mnist37 train` runs it
-                      'hand':    lambda: hand_fit(model(), data, r.epochs, r.lr, bs=r.bs)},  # the recipe's work in the least code
+                      'hand':    lambda: hand_fit(model(), data, r.epochs, r.lr, bs=r.bs, device=device)},  # the recipe, least code
                      repeats, seed)
     med, accs = {k: median(t) for k, (t, _) in runs.items()}, {k: acc for k, (_, acc) in runs.items()}
     return {'book_epochs': book_epochs, 'book_lr': book_lr, 'epochs': r.epochs, 'lr': r.lr, 'bs': r.bs,
@@ -80,7 +88,7 @@ def bench_resnet18(path, repeats, device='auto'):
     tb, to, rb, ro, seeds = [], [], [], [], [SEEDS[i % len(SEEDS)] for i in range(repeats)]
     for seed in seeds:
         # the book's pipeline from the folder: ImageDataLoaders.from_folder + vision_learner + fit_one_cycle(1, 0.1)
-        t, row = clock(lambda: resnet18_rung(path, seed=seed)); tb.append(t); rb.append(row['accuracy'])
+        t, row = clock(lambda: resnet18_rung(path, seed=seed, device=device)); tb.append(t); rb.append(row['accuracy'])
         base_rss = rss_mb()
         # mnist37's, also from the folder: cached bytes, model, training, validation
         t, (_, acc, _) = clock(lambda: fit_resnet18_fast(path, seed=seed, progress=False, device=device)); to.append(t); ro.append(acc)
@@ -104,7 +112,8 @@ def write_atomic(path, text):
 
 def table(res):
     f = lambda v, d=2: '—' if v is None else f'{v:.{d}f}'
-    out = [f"mnist37 benchmark, {res['date']}: {res['machine']['cpu']}, {res['machine']['cores']} cores, torch {res['machine']['torch']}, "
+    gpu = f"{res['machine']['gpu']} (CUDA {res['machine']['cuda']}) with " if res['machine'].get('gpu') else ''
+    out = [f"mnist37 benchmark, {res['date']}: {gpu}{res['machine']['cpu']}, {res['machine']['cores']} cores, torch {res['machine']['torch']}, "
            f"{res['machine']['torch_threads']} threads, device {res['machine'].get('device', 'cpu')}, resnet18 in {res['machine']['precision']}, "
            f"load average at start {res['machine']['load_average_at_start']}. Medians of repeats, seconds.", '',
            "The book's column runs the book's code: for the linear model and the MLP its own `Learner` call on its unshuffled "
@@ -141,9 +150,11 @@ def main(argv=None):
     if a.threads: torch.set_num_threads(a.threads)
     if a.course_log is None and (log := REPO/'_course'/'times.txt').exists(): a.course_log = log
     only = a.only.split(',')
-    out = Path(a.out)
-    res = {'date': time.strftime('%Y-%m-%d %H:%M'), 'machine': {**machine(), 'device': str(pick_device(a.device)), 'precision': precision(a.device)}}
-    prev = out/'results.json'
+    out, device = Path(a.out), pick_device(a.device)
+    name = 'results' if device.type == 'cpu' else f'results-{device.type}'   # each device's run beside the other's
+    res = {'date': time.strftime('%Y-%m-%d %H:%M'), 'machine': {**machine(), 'device': str(device), 'precision': precision(device),
+                                                                **gpu(device)}}
+    prev = out/f'{name}.json'
     if prev.exists():  # keep sections this run does not measure
         old = json.loads(prev.read_text())
         res.update({k: v for k, v in old.items() if k in ('data', 'linear', 'mlp', 'resnet18', 'course') and k not in only})
@@ -157,9 +168,9 @@ def main(argv=None):
         t0 = time.perf_counter(); res[k] = steps[k]()
         print(f'{k}: done in {time.perf_counter()-t0:.0f} s', file=sys.stderr, flush=True)
         res['machine']['load_average_at_end'] = [round(x, 2) for x in os.getloadavg()]
-        write_atomic(out/'results.json', json.dumps(res, indent=1) + '\n'); write_atomic(out/'results.md', table(res))
+        write_atomic(out/f'{name}.json', json.dumps(res, indent=1) + '\n'); write_atomic(out/f'{name}.md', table(res))
     res['course'] = course_from_log(a.course_log) if a.course_log or 'course' not in res else res['course']
-    write_atomic(out/'results.json', json.dumps(res, indent=1) + '\n'); write_atomic(out/'results.md', table(res))
+    write_atomic(out/f'{name}.json', json.dumps(res, indent=1) + '\n'); write_atomic(out/f'{name}.md', table(res))
     print(table(res))
 
 if __name__ == '__main__': main()

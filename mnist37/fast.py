@@ -80,25 +80,25 @@ def fit_fast(model, train_x, train_y, valid_x, valid_y, epochs, lr, bs=256, loss
             raise TypeError(f"fit_fast: sched=True needs a PyTorch optimizer (e.g. torch.optim.AdamW), not {type(opt).__name__}.")
         sched = one_cycle(opt, lr, max(1, epochs * math.ceil(n / bs)))
     gen = torch.Generator().manual_seed(seed) if seed is not None else None   # on the CPU: the same order on any device
-    xb, yb = (t.new_empty(min(bs, n), *t.shape[1:]) for t in (train_x, train_y))   # each batch is gathered into these
+    xs, ys = torch.empty_like(train_x), torch.empty_like(train_y)   # each epoch is gathered into these
     amp, name = amp or nullcontext(), getattr(metric, '__name__', 'metric')
     mb = master_bar(range(epochs)) if progress else range(epochs)
     history, start = [], time.perf_counter()
     for epoch in mb:
         model.train()
         perm = torch.randperm(n, generator=gen).to(train_x.device)
-        total, starts = 0., range(0, n, bs)
+        torch.index_select(train_x, 0, perm, out=xs); torch.index_select(train_y, 0, perm, out=ys)   # one gather an epoch
+        total, starts = torch.zeros((), device=train_x.device), range(0, n, bs)
         for i in (progress_bar(starts, parent=mb) if progress else starts):
-            idx = perm[i:i+bs]
-            x, y = (torch.index_select(t, 0, idx, out=buf[:len(idx)]) for t, buf in ((train_x, xb), (train_y, yb)))
+            x, y = xs[i:i+bs], ys[i:i+bs]
             with amp: loss = loss_func(model(tfm(x)), y)
             if scaler: scaler.scale(loss).backward(); scaler.step(opt); scaler.update()   # fp16 on a GPU
             else: loss.backward(); opt.step()
             opt.zero_grad()
             if sched: sched.step()
-            total += loss.item() * len(y)
+            total.add_(loss.detach(), alpha=len(y))   # kept on the device: a GPU would wait for each loss.item()
         preds = get_preds(model, valid_x, tfm=tfm, amp=amp)
-        history.append({'epoch': epoch + 1, 'train_loss': total/n, 'valid_loss': float(loss_func(preds, valid_y)),
+        history.append({'epoch': epoch + 1, 'train_loss': total.item()/n, 'valid_loss': float(loss_func(preds, valid_y)),
                         name: float(metric(preds, valid_y)), 'seconds': time.perf_counter() - start})
         if (progress if verbose is None else verbose):
             line = ' '.join(f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}' for k, v in history[-1].items())
@@ -107,17 +107,20 @@ def fit_fast(model, train_x, train_y, valid_x, valid_y, epochs, lr, bs=256, loss
     return history
 
 # %% ../nbs/10_fast.ipynb #028f4cc1
-def learner_fit(model, data, epochs, lr, bs=256, shuffle=False, progress=False):
+def learner_fit(model, data, epochs, lr, bs=256, shuffle=False, progress=False, device=None):
     "The book's code: fastai's `Learner` over `mnist_dls(*data)`, unshuffled unless `shuffle`, plain SGD; the final accuracy."
-    learn = Learner(mnist_dls(*data, bs=bs, shuffle=shuffle), model, opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy)
+    dls = mnist_dls(*data, bs=bs, shuffle=shuffle)
+    if device is not None: dls.to(pick_device(device))   # else fastai's default device, a GPU if there is one
+    learn = Learner(dls, model, opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy)
     with learn.no_logging(), (nullcontext() if progress else learn.no_bar()): learn.fit(epochs, lr)
     return round(float(learn.recorder.values[-1][2]), 4)
 
-def hand_fit(model, data, epochs, lr, bs=256):
+def hand_fit(model, data, epochs, lr, bs=256, device=None):
     "A minimal hand-written loop: shuffle into new memory, slice, loss, backward, update; return the final accuracy."
+    if device is not None: model.to(device); data = [t.to(device) for t in data]
     train_x, train_y, valid_x, valid_y = data
     for _ in range(epochs):
-        perm = torch.randperm(len(train_x)); xs, ys = train_x[perm], train_y[perm]
+        perm = torch.randperm(len(train_x)).to(train_x.device); xs, ys = train_x[perm], train_y[perm]
         for i in range(0, len(xs), bs):
             p = model(xs[i:i+bs]).sigmoid()
             torch.where(ys[i:i+bs] == 1, 1-p, p).mean().backward()   # mnist_loss without its checks

@@ -139,7 +139,7 @@ def fast_rung(kind, dataset='sample', data=None, seed=42, epochs=None, progress=
     return ladder_row(kind, acc, secs)
 
 # %% ../nbs/93_recipes.ipynb #92894949
-def book_rung(kind, data=None, seed=42, epochs=None, progress=False):
+def book_rung(kind, data=None, seed=42, epochs=None, progress=False, device=None):
     "The book's code for the sample's linear model or `simple_net`: `Learner` over its unshuffled loaders, its epochs and lr."
     from fastai.torch_core import set_seed
     from mnist37.fast import learner_fit
@@ -149,15 +149,16 @@ def book_rung(kind, data=None, seed=42, epochs=None, progress=False):
     set_seed(seed)
     model = resolve(r.build)(*r.args)
     start = time.perf_counter()
-    acc = learner_fit(model, data, r.book[0] if epochs is None else epochs, r.book[1], bs=r.bs, progress=progress)
+    acc = learner_fit(model, data, r.book[0] if epochs is None else epochs, r.book[1], bs=r.bs, progress=progress, device=device)
     return ladder_row(kind, acc, time.perf_counter() - start)
 
-def resnet18_rung(path=None, seed=42, epochs=None, progress=False):
-    "Notebook 09's way: the book's `resnet18_learner` (batch size 64) trained by `fit_one_cycle(epochs, 0.1)`."
+def resnet18_rung(path=None, seed=42, epochs=None, progress=False, device=None):
+    "Notebook 09's way: the book's `resnet18_learner` (batch size 64, on `device`) trained by `fit_one_cycle(epochs, 0.1)`."
     from contextlib import nullcontext
     from mnist37.resnet import resnet18_learner
     book_epochs, lr = recipe('resnet18').book
-    learn = resnet18_learner(path, seed=seed)
+    from mnist37.fast import pick_device
+    learn = resnet18_learner(path, seed=seed, device=None if device is None else pick_device(device))
     start = time.perf_counter()
     with learn.no_logging(), (nullcontext() if progress else learn.no_bar()):
         learn.fit_one_cycle(book_epochs if epochs is None else epochs, lr)
@@ -187,8 +188,8 @@ def ladder_rungs(dataset='sample', way='fast', seed=42, epochs=None, progress=Fa
     base = full_baseline_rung if dataset == 'full' else baseline_rung
     rungs = {'baseline': lambda: base(get('flat')), **{kind: fast(kind) for kind in kinds(dataset)}}
     if way == 'fast': return rungs
-    book = {'baseline': rungs['baseline'], 'resnet18': lambda: resnet18_rung(path, seed, epochs, progress),
-            **{k: (lambda k=k: book_rung(k, get('flat'), seed, epochs, progress)) for k in ('linear', 'mlp')}}
+    book = {'baseline': rungs['baseline'], 'resnet18': lambda: resnet18_rung(path, seed, epochs, progress, device),
+            **{k: (lambda k=k: book_rung(k, get('flat'), seed, epochs, progress, device)) for k in ('linear', 'mlp')}}
     if way == 'book': return book
     def both(name):
         row = rungs[name]()

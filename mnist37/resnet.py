@@ -21,11 +21,11 @@ from .checks import check_whole, check_subfolders
 from .data import mnist_sample_path
 
 # %% ../nbs/09_resnet18.ipynb #96ee254d
-def resnet18_learner(path=None, bs=64, seed=42):
+def resnet18_learner(path=None, bs=64, seed=42, device=None):
     "The book's resnet18 learner on the sample at `path` (default: `mnist_sample_path()`), untrained, seeded."
     path = Path(path) if path is not None else mnist_sample_path()
     check_subfolders('resnet18_learner', path, ('train', 'valid'), 'Pass the mnist_sample folder (see mnist_sample_path).')
     bs = check_whole('bs', bs, fn='resnet18_learner')
     if seed is not None: set_seed(seed, reproducible=True)
-    dls = ImageDataLoaders.from_folder(path, bs=bs)
+    dls = ImageDataLoaders.from_folder(path, bs=bs, device=device)   # device None: fastai's default, a GPU if there is one
     return vision_learner(dls, resnet18, pretrained=False, loss_func=F.cross_entropy, metrics=accuracy)

@@ -167,10 +167,10 @@ def test_mnist_distance_on_byte_images_says_to_convert_them():
 def valid_digits(tmp_path_factory, sample_tgz):
     "The sample's valid 3s and 7s as float stacks: only valid/ is extracted (2,038 files), which keeps this file fast."
     import tarfile
-    from mnist37.data import load_digit
+    from mnist37.data import load_digit, safe_members, _DATA_FILTER   # safe on every Python, filter or not
     dest = tmp_path_factory.mktemp('valid_only')
     with tarfile.open(sample_tgz) as tf:
-        tf.extractall(dest, members=[m for m in tf.getmembers() if '/valid/' in m.name], filter='data')
+        tf.extractall(dest, members=safe_members([m for m in tf.getmembers() if '/valid/' in m.name], sample_tgz), **_DATA_FILTER)
     root = dest/'mnist_sample'/'valid'
     return load_digit(root/'3', cache=False), load_digit(root/'7', cache=False)
 

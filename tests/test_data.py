@@ -3,7 +3,7 @@ extracting it safely, loading it in the book's order, and caching the decoded im
 
 Every test runs with FASTAI_HOME and MNIST37_CACHE in its own tmp folder (the `sandbox` fixture in conftest.py).
 """
-import hashlib, os, shutil, subprocess, sys, tarfile, time
+import hashlib, io, os, shutil, subprocess, sys, tarfile, time
 from pathlib import Path
 
 import numpy as np
@@ -147,7 +147,7 @@ def test_interrupted_extraction_leaves_nothing_then_retry_extracts(monkeypatch, 
     def extract_a_few_then_interrupt(self, path='.', members=None, **kwargs):
         for i, m in enumerate(self):
             if i == 200: raise KeyboardInterrupt
-            self.extract(m, path, filter=kwargs.get('filter'))
+            self.extract(m, path, **kwargs)
     monkeypatch.setattr(tarfile.TarFile, 'extractall', extract_a_few_then_interrupt)
     with pytest.raises(KeyboardInterrupt): mnist_sample_path()
     assert leftovers(sandbox) == []
@@ -352,6 +352,56 @@ def test_extract_archive_rejects_an_incomplete_archive(tmp_path, tiny_tgz):
     with pytest.raises(MNISTDataError) as ei: extract_archive(tiny_tgz, dest, {'a/3': 3})   # ...not for these
     assert 'a/3: 2 (expected 3)' in error_text(ei)
     assert leftovers(dest.parent) == []
+
+def hostile_tgz(fn, member):
+    "`fn`, a gzipped archive holding one good PNG in `mnist_sample/a/3/` and then `member` (a `TarInfo`, bytes for a file)."
+    fn.parent.mkdir(parents=True, exist_ok=True)
+    good = fn.parent/'0.png'; write_png(good)
+    with tarfile.open(fn, 'w:gz') as tf:
+        tf.add(good, arcname='mnist_sample/a/3/0.png')
+        info, data = member
+        if data is not None: info.size = len(data)
+        tf.addfile(info, io.BytesIO(data) if data is not None else None)
+    return fn
+
+def _member(name, kind=tarfile.REGTYPE, data=b'x', linkname=''):
+    info = tarfile.TarInfo(name); info.type, info.linkname = kind, linkname
+    return info, (data if kind == tarfile.REGTYPE else None)
+
+HOSTILE_MEMBERS = {
+    'symlink out':       (_member('mnist_sample/valid', tarfile.SYMTYPE, linkname='../v'), "'mnist_sample/valid', a link"),
+    'hard link':         (_member('mnist_sample/a/3/1.png', tarfile.LNKTYPE, linkname='mnist_sample/a/3/0.png'), 'a link'),
+    'climbs out':        (_member('mnist_sample/../../evil.png'), "'mnist_sample/../../evil.png', a file outside the archive"),
+    'absolute':          (_member('/tmp/evil.png'), "'/tmp/evil.png', a file outside the archive"),
+    'device':            (_member('mnist_sample/null', tarfile.CHRTYPE), 'a device or FIFO'),
+    'fifo':              (_member('mnist_sample/fifo', tarfile.FIFOTYPE), 'a device or FIFO'),
+}
+
+@pytest.mark.parametrize('with_filter', [True, False], ids=['python-with-tarfile-filter', 'python-3.11.2-no-filter'])
+@pytest.mark.parametrize('case', HOSTILE_MEMBERS)
+def test_extraction_refuses_links_devices_and_escapes_on_every_python(tmp_path, monkeypatch, case, with_filter):
+    "Python before 3.11.4 has no `filter=` (Debian 12's 3.11.2): the project's own checks refuse the same members."
+    if not with_filter: monkeypatch.setattr(data, '_DATA_FILTER', {})
+    elif not data._DATA_FILTER: pytest.skip("this Python's tarfile has no extraction filter")
+    member, what = HOSTILE_MEMBERS[case]
+    fn = hostile_tgz(tmp_path/'src'/'mnist_sample.tgz', member)
+    dest = tmp_path/'data'/'mnist_sample'
+    with pytest.raises(MNISTDataError) as ei: extract_archive(fn, dest, {'a/3': 1})
+    msg = error_text(ei)
+    assert what in msg and 'an MNIST archive holds only folders and PNG files' in msg and str(fn) in msg, msg
+    assert not dest.exists() and leftovers(dest.parent) == []
+    assert not (tmp_path/'evil.png').exists() and not (tmp_path/'data'/'evil.png').exists()
+
+def test_extraction_without_a_filter_gives_plain_files(tmp_path, monkeypatch):
+    "With no `filter=`, a good archive's setuid bits and world-writable modes are dropped by hand, as the filter drops them."
+    monkeypatch.setattr(data, '_DATA_FILTER', {})
+    info, body = _member('mnist_sample/a/3/1.png', data=b'')
+    png = tmp_path/'1.png'; write_png(png, value=1); body = png.read_bytes()
+    info.mode = 0o6777
+    fn = hostile_tgz(tmp_path/'src'/'mnist_sample.tgz', (info, body))
+    dest = extract_archive(fn, tmp_path/'data'/'mnist_sample', {'a/3': 2})
+    modes = {p.name: p.stat().st_mode & 0o7777 for p in (dest/'a'/'3').iterdir()}
+    assert modes['1.png'] & 0o6022 == 0 and (dest/'a'/'3'/'1.png').stat().st_uid == os.geteuid(), modes
 
 def test_incomplete_archive_message_names_the_archive(tmp_path, tiny_tgz):
     dest = tmp_path/'data'/'mnist_sample'

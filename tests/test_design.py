@@ -1,6 +1,6 @@
 """The library's shape, checked: the one vocabulary of argument checks, the one atomic writer, the one ladder runner,
 the recipe table, and the limits the project keeps (module size, one-line docstrings)."""
-import ast, json, math, os, subprocess, sys
+import ast, json, math, os, re, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -179,3 +179,42 @@ def test_every_figure_cell_keeps_its_figure(nb):
     bare = [''.join(c['source']).splitlines()[0] for c in cells if c['cell_type'] == 'code' and draws(''.join(c['source']))
             and not any('image/png' in o.get('data', {}) for o in c.get('outputs', []))]
     assert not bare, f"{nb.name}: cells that draw but hold no figure (re-run the notebook without MPLBACKEND=Agg): {bare}"
+
+
+# ---------------------------------------------------------------- checks that read the notebooks' own files (kept out of
+# the notebooks, which run alone in a learner's Python with no repository around them)
+
+def code_cells(nb):
+    "The sources of the code cells of the notebook at `nb`."
+    return [''.join(c['source']) for c in json.loads(Path(nb).read_text())['cells'] if c['cell_type'] == 'code']
+
+def test_a_notebook_that_draws_digits_without_a_colormap_sets_greys():
+    "Notebook 01 says every later notebook that draws digits sets `Greys` in its setup: so it does."
+    for nb in sorted((ROOT/'nbs').glob('[0-9]*.ipynb')):
+        code = '\n'.join(code_cells(nb))
+        calls = re.findall(r'(?:show_images?|imshow|matshow)\((.*)', code)
+        if any('cmap=' not in call for call in calls):
+            assert "plt.rc('image', cmap='Greys')" in code, f"{nb.name} draws images without a colormap and does not set Greys"
+
+def test_every_label_of_the_seven_steps_picture_is_a_line_of_notebook_04():
+    "The picture of the seven steps labels each step with the notebook's own code, so it cannot drift from the code."
+    cells = code_cells(ROOT/'nbs'/'04_sgd_quadratic.ipynb')
+    drawing = next(c for c in cells if 'seven_steps = [' in c)
+    tree = next(n for n in ast.parse(drawing).body if isinstance(n, ast.Assign) and getattr(n.targets[0], 'id', '') == 'seven_steps')
+    seven_steps = ast.literal_eval(tree.value)
+    code = '\n'.join(c for c in cells if 'seven_steps' not in c)
+    assert [n for n, _, _ in seven_steps] == [1, 2, 3, 4, 5, 6, 7]
+    for n, name, lines in seven_steps:
+        for line in lines: assert line.strip().removesuffix('...)') in code, (n, name, line)
+
+def test_no_cell_a_learner_runs_needs_the_dev_toolchain_or_the_repository():
+    "A teaching notebook opened alone in Colab runs without nbdev, pytest or selenium, and without settings.ini."
+    for nb in sorted((ROOT/'nbs').glob('[01][0-9]_*.ipynb')):
+        for src in code_cells(nb):
+            assert not re.search(r'^\s*(from|import)\s+(nbdev|pytest|selenium|execnb)\b', src, re.M), (nb.name, src[:200])
+            assert 'settings.ini' not in src and 'get_config' not in src, (nb.name, src[:200])
+
+def test_every_teaching_notebook_starts_by_installing_mnist37_from_the_one_url():
+    "The first code cell of notebooks 01-17 installs the library from settings.ini's git_url when it is missing."
+    out = subprocess.run([sys.executable, str(ROOT/'tools'/'learner_cell.py'), '--check'], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -164,7 +164,7 @@ def test_resnet18_fast_path_runs_on_a_tiny_subset():
     x = torch.randint(0, 256, (48, 1, 28, 28), dtype=torch.uint8, generator=g); y = torch.arange(48) % 2
     model, acc, secs = fit_resnet18_fast(data=(x[:32], y[:32], x[32:], y[32:]), bs=16, progress=False, bf16=False)
     assert 0 <= acc <= 1 and secs > 0
-    assert model(bytes_to_input(x[:3])).shape == (3, 2)
+    assert model(bytes_to_input(x[:3]).to(next(model.parameters()).device)).shape == (3, 2)   # on the GPU when there is one
     for kw, msg in ((dict(bs=0), 'bs must be >= 1'), (dict(lr=-1.), 'lr must be positive'), (dict(epochs=0.5), 'epochs must be a whole')):
         with pytest.raises((ValueError, TypeError), match=msg): fit_resnet18_fast(data=(x, y, x, y), progress=False, **kw)
 

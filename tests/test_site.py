@@ -108,8 +108,14 @@ def test_typeset():
     keep = r'Code `x = $a$` and ```\n$b$\n``` keep it; $5 and $6 are prices; \$x\$ is escaped.'
     assert tex(keep) == keep
 
-def test_colab_link_is_one_line_of_config():
-    assert tool()['load_config_extra']().get('colab') == '', "settings.ini's git_url is not public: no Colab link"
+def test_colab_link_and_install_cell_come_from_one_setting():
+    "settings.ini's git_url is the one place: the Colab link and the install cell of every teaching notebook use it."
+    sys.path.insert(0, str(ROOT/'tools'))
+    from learner_cell import colab_url, install_cell
+    assert colab_url() == '', "settings.ini's git_url is not a public GitHub repository: no Colab link"
+    cfg = {'git_url': 'https://github.com/o/r', 'branch': 'main', 'nbs_path': 'nbs'}
+    assert colab_url(cfg) == 'https://colab.research.google.com/github/o/r/blob/main/nbs'
+    assert install_cell(cfg).endswith('%pip install -q git+https://github.com/o/r')
     note = tool()['how_to_run'](Path('nbs/08_nonlinearity.ipynb'), 'https://colab.research.google.com/github/o/r/blob/main/nbs/')
     assert 'href="https://colab.research.google.com/github/o/r/blob/main/nbs/08_nonlinearity.ipynb"' in note
 

@@ -17,6 +17,9 @@ from fastcore.script import call_parse
 from latex2mathml.converter import convert as tex2mathml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT/'tools'))
+from learner_cell import colab_url   # the Colab link, from settings.ini's git_url
+
 DIRECTIVE = re.compile(r'\s*#\|\s*(\w+)')  # nbdev's `#| export`, `#| hide`, `#| default_exp data`, ...
 TEST_CALL = re.compile(r'test_\w*$')        # fastcore.test's test_eq, test_fail, test_close, ...
 WIDGET = 'application/vnd.jupyter.widget-view+json'
@@ -115,11 +118,6 @@ def notebooks(nbs):
     if not (nbs/'index.ipynb').is_file(): raise FileNotFoundError(f"{nbs}/index.ipynb does not exist")
     return [nbs/'index.ipynb', *sorted(nbs.glob('[0-9]*.ipynb'))]
 
-def load_config_extra(config=ROOT/'mkdocs.yml'):
-    "mkdocs.yml's `extra:` settings (`colab`: where a public repository's notebooks open in Colab)."
-    import yaml
-    with open(config, encoding='utf-8') as f: return yaml.load(f, Loader=yaml.BaseLoader).get('extra', {})
-
 def quiet_mkdocs():
     "MkDocs' own warnings on stderr, one line each; its progress messages not."
     log = logging.getLogger('mkdocs')
@@ -139,7 +137,7 @@ def build_site(nbs='nbs', out='_site', config=ROOT/'mkdocs.yml'):
     stage = Path(tempfile.mkdtemp(prefix=f'.{out.name}-docs-', dir=out.parent))
     tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}-new-', dir=out.parent))
     try:
-        colab = load_config_extra(config).get('colab', '')
+        colab = colab_url()   # from settings.ini's git_url, as the notebooks' install cell is
         shutil.copytree(ROOT/'docs', stage, dirs_exist_ok=True)  # the site's stylesheet
         nav = []
         for path in notebooks(nbs):
