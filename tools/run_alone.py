@@ -3,25 +3,25 @@
 executed cell after cell in a fresh kernel of the Python running this script (Jupyter's nbclient, what "Run all"
 does). `python tools/run_alone.py NB.ipynb... [--jobs N] [--skip FLAG,...]`; exits 1 if any notebook fails, naming
 its failing cell. `--skip bench` leaves out the cells marked `#| bench`, as `nbdev_test` does without that flag.
+Each notebook runs in a process of its own, with a time limit, so that one stuck kernel cannot hold up the rest.
 `make learner` runs it in a learner's Python (tools/learner-python.txt) on notebooks 01-17."""
-import argparse, re, shutil, sys, tempfile, time
+import argparse, json, os, re, shutil, signal, subprocess, sys, tempfile, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-import nbformat
-from nbclient import NotebookClient
-from traitlets.config import Config
-from nbclient.exceptions import CellExecutionError
 
 def flagged(cell, flags):
     "Is `cell` a code cell whose nbdev directives (`#| bench`) name one of `flags`?"
     lines = cell.source.splitlines() if cell.cell_type == 'code' else []
     return any(m and m[1] in flags for m in (re.match(r'\s*#\|\s*(\w+)', l) for l in lines[:3]))
 
-def run_alone(nb_path, timeout=1800, skip=()):
-    "Execute the notebook at `nb_path` alone in a new empty folder; return `(seconds, None)` or `(seconds, error text)`."
+def run_alone(nb_path, timeout=1800, skip=(), work=None):
+    "Execute the notebook at `nb_path` alone in the empty folder `work` (a new one by default); `(seconds, error or None)`."
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    from traitlets.config import Config
     nb_path = Path(nb_path).resolve()
-    work = Path(tempfile.mkdtemp(prefix=f'{nb_path.stem}-alone-'))
+    work = Path(work or tempfile.mkdtemp(prefix=f'{nb_path.stem}-alone-'))
     try:
         shutil.copy(nb_path, work/nb_path.name)
         nb = nbformat.read(work/nb_path.name, as_version=4)
@@ -35,15 +35,37 @@ def run_alone(nb_path, timeout=1800, skip=()):
         return time.perf_counter() - start, None
     finally: shutil.rmtree(work, ignore_errors=True)
 
+def run_in_a_process(nb, skip, limit):
+    "`run_alone(nb)` in a child process of its own, killed with its kernel after `limit` seconds; `(seconds, error)`."
+    work = tempfile.mkdtemp(prefix=f'{Path(nb).stem}-alone-')   # made and removed here: a killed child leaves nothing
+    cmd = [sys.executable, __file__, '--one', '--skip', ','.join(skip), '--work', work, str(nb)]
+    start = time.perf_counter()
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try: out, err = child.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL); child.communicate()
+        return time.perf_counter() - start, f"no result after {limit} s: stopped, with its kernel"
+    finally: shutil.rmtree(work, ignore_errors=True)
+    try: res = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError): return time.perf_counter() - start, f"the runner exited with {child.returncode}:\n{err[-3000:]}"
+    return res['seconds'], res['error']
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('notebooks', nargs='+', type=Path)
-    p.add_argument('--jobs', type=int, default=1, help='notebooks run at once (each in its own kernel)')
+    p.add_argument('--jobs', type=int, default=1, help='notebooks run at once (each in its own process and kernel)')
     p.add_argument('--skip', default='', help='leave out the cells marked with these nbdev flags, e.g. bench')
+    p.add_argument('--limit', type=int, default=3600, help='seconds a notebook may take before it is stopped')
+    p.add_argument('--one', action='store_true', help=argparse.SUPPRESS)   # the child: run one notebook, print JSON
+    p.add_argument('--work', default=None, help=argparse.SUPPRESS)         # the child's empty folder
     args = p.parse_args(argv)
+    skip = set(filter(None, args.skip.split(',')))
+    if args.one:
+        secs, err = run_alone(args.notebooks[0], skip=skip, work=args.work)
+        print(json.dumps({'seconds': secs, 'error': err})); return 0
     failed = []
     def one(nb):
-        secs, err = run_alone(nb, skip=set(filter(None, args.skip.split(','))))
+        secs, err = run_in_a_process(nb, skip, args.limit)
         print(f"{nb.name:<28} {secs:6.1f} s  {'FAILED' if err else 'ok'}", flush=True)
         if err: failed.append((nb.name, err))
     with ThreadPoolExecutor(args.jobs) as pool: list(pool.map(one, args.notebooks))
