@@ -12,7 +12,7 @@ endif
 # Jupyter refuses to run as root (containers, CI machines) unless told it is on purpose.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: course test learner learner-install learner-tests learner-notebooks lab venv export notebooks clean site browser bench lock
+.PHONY: course test learner learner-tests learner-notebooks lab venv export notebooks clean site browser bench lock
 
 # The venv is rebuilt only when the requirements or the lock change. settings.ini declares ranges;
 # requirements.lock holds the exact versions that were tested, so every machine gets the same set.
@@ -96,13 +96,16 @@ $(LEARNER)/.installed: settings.ini setup.py pyproject.toml tools/learner-python
 # In that Python: this tree's mnist37 (its dependencies stay as pip resolved them); the library's in-process tests
 # (pytest by its script, so that the installed package is imported, not the tree's); every teaching notebook copied
 # alone into an empty folder and run cell by cell, as "Run all" runs it (tools/run_alone.py), LEARNER_JOBS at once.
+# The tree's mnist37 is installed there once each time the library changes (a stamp file), not once per target.
 LEARNER_TESTS := tests/test_data.py tests/test_design.py tests/test_fast.py
 LEARNER_JOBS  ?= 2
-learner-install: $(LEARNER)/.installed
+LEARNER_PKG   := $(LEARNER)/.mnist37
+$(LEARNER_PKG): $(LEARNER)/.installed $(wildcard mnist37/*.py)
 	@$(LEARNER)/bin/python -m pip install --quiet --no-deps --no-compile --force-reinstall .
-learner-tests: learner-install
+	@touch $@
+learner-tests: $(LEARNER_PKG)
 	$(LEARNER)/bin/pytest -q -p no:cacheprovider $(LEARNER_TESTS)
-learner-notebooks: learner-install
+learner-notebooks: $(LEARNER_PKG)
 	MPLBACKEND= OMP_NUM_THREADS=1 $(LEARNER)/bin/python tools/run_alone.py --jobs $(LEARNER_JOBS) --skip bench nbs/[01][0-9]_*.ipynb
 learner: learner-notebooks learner-tests
 

@@ -154,9 +154,10 @@ def main(argv=None):
     name = 'results' if device.type == 'cpu' else f'results-{device.type}'   # each device's run beside the other's
     res = {'date': time.strftime('%Y-%m-%d %H:%M'), 'machine': {**machine(), 'device': str(device), 'precision': precision(device),
                                                                 **gpu(device)}}
-    prev = out/f'{name}.json'
-    if prev.exists():  # keep sections this run does not measure
-        old = json.loads(prev.read_text())
+    saved = out/f'{name}.json'
+    def save(): write_atomic(saved, json.dumps(res, indent=1) + '\n'); write_atomic(out/f'{name}.md', table(res))
+    if saved.exists():  # keep sections this run does not measure
+        old = json.loads(saved.read_text())
         res.update({k: v for k, v in old.items() if k in ('data', 'linear', 'mlp', 'resnet18', 'course') and k not in only})
     path = mnist_sample_path()
     data = load_sample(path)
@@ -168,9 +169,9 @@ def main(argv=None):
         t0 = time.perf_counter(); res[k] = steps[k]()
         print(f'{k}: done in {time.perf_counter()-t0:.0f} s', file=sys.stderr, flush=True)
         res['machine']['load_average_at_end'] = [round(x, 2) for x in os.getloadavg()]
-        write_atomic(out/f'{name}.json', json.dumps(res, indent=1) + '\n'); write_atomic(out/f'{name}.md', table(res))
+        save()
     res['course'] = course_from_log(a.course_log) if a.course_log or 'course' not in res else res['course']
-    write_atomic(out/f'{name}.json', json.dumps(res, indent=1) + '\n'); write_atomic(out/f'{name}.md', table(res))
+    save()
     print(table(res))
 
 if __name__ == '__main__': main()
