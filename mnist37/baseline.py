@@ -9,6 +9,16 @@ __all__ = ['mnist_distance', 'rmse_distance', 'is_3', 'pixel_baseline']
 import torch
 
 # %% ../nbs/02_pixel_similarity.ipynb #02a88151
+def mnist_distance(a, b):
+    "Mean absolute difference (L1) between `a` and `b` over their last two axes, broadcasting over leading ones."
+    return (a-b).abs().mean((-1,-2))
+
+# %% ../nbs/02_pixel_similarity.ipynb #b36ccf0c
+# The checks: images whose last two axes differ cannot be compared pixel by pixel, so `mnist_distance` and `rmse_distance`
+# say so clearly instead of letting broadcasting fail with a message about tensor sizes, or worse, succeed on the wrong axes.
+from functools import partial
+from .checks import checked
+
 def _check_images(a, b, name):
     if a.ndim < 2 or b.ndim < 2 or a.shape[-2:] != b.shape[-2:]:
         raise ValueError(f"{name} compares images pixel by pixel, but got shapes {tuple(a.shape)} and {tuple(b.shape)}: "
@@ -17,16 +27,15 @@ def _check_images(a, b, name):
         raise TypeError(f"{name} needs float images, got {a.dtype} and {b.dtype}; convert bytes with `.float()/255` "
                         f"(or load them with load_digit).")
 
-def mnist_distance(a, b):
-    "Mean absolute difference (L1) between `a` and `b` over their last two axes, broadcasting over leading ones."
-    _check_images(a, b, 'mnist_distance')
-    return (a-b).abs().mean((-1,-2))
+mnist_distance = checked(partial(_check_images, name='mnist_distance'))(mnist_distance)
 
 # %% ../nbs/02_pixel_similarity.ipynb #9b8357ef
 def rmse_distance(a, b):
     "Root mean squared difference between `a` and `b` over their last two axes, broadcasting over leading ones."
-    _check_images(a, b, 'rmse_distance')
     return ((a-b)**2).mean((-1,-2)).sqrt()
+
+# %% ../nbs/02_pixel_similarity.ipynb #a23e59c8
+rmse_distance = checked(partial(_check_images, name='rmse_distance'))(rmse_distance)
 
 # %% ../nbs/02_pixel_similarity.ipynb #3b100967
 def is_3(x, mean3, mean7, distance=mnist_distance):

@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['check_whole', 'check_positive', 'check_one_of', 'check_same_shape', 'check_not_empty', 'check_pairs',
-           'check_subfolders', 'CLIError', 'printable']
+           'check_subfolders', 'checked', 'CLIError', 'printable']
 
 # %% ../nbs/90_checks.ipynb #af9c20fc
-import numbers, operator
+import functools, numbers, operator
 from pathlib import Path
 
 # %% ../nbs/90_checks.ipynb #9b0b76e5
@@ -55,6 +55,17 @@ def check_subfolders(fn, path, names, fix):
     if missing:
         raise ValueError(f"{fn} needs a folder with {' and '.join(n+'/' for n in names)} inside, but {path} has no "
                          f"{' or '.join(n+'/' for n in missing)}. {fix}")
+
+# %% ../nbs/90_checks.ipynb #fd2daddb
+def checked(check):
+    "A decorator: the function as it was (name, docstring, signature), with `check(*args, **kwargs)` run first."
+    def wrap(f):
+        @functools.wraps(f)
+        def checked_f(*args, **kwargs):
+            check(*args, **kwargs)
+            return f(*args, **kwargs)
+        return checked_f
+    return wrap
 
 # %% ../nbs/90_checks.ipynb #a8f627a6
 class CLIError(Exception):

@@ -6,10 +6,19 @@
 __all__ = ['Exercise', 'EXERCISES', 'check']
 
 # %% ../nbs/94_exercises.ipynb #40024938
-import math
+import gettext, math, os
 from collections import namedtuple
+from functools import partial
+from importlib.resources import files
+from types import SimpleNamespace
 import torch
 from torch import nn
+from fastai.learner import Learner
+from fastai.callback.core import Callback
+from fastai.callback.progress import ProgressCallback  # gives Learner its no_bar()
+from fastai.data.load import DataLoader
+from fastai.data.core import DataLoaders
+from fastai.optimizer import SGD
 from .checks import check_one_of
 from .baseline import mnist_distance, is_3
 from .quadratic import quadratic, rmse, apply_step
@@ -17,6 +26,15 @@ from .loss import init_params, mnist_loss
 from .training import calc_grad, batch_accuracy
 from .learner import BasicOptim, train_epoch
 from .models import simple_net
+from .full import multi_accuracy
+from .solutions import digits_loss
+
+def _tr(text, *args, **kw):
+    "`text` (formatted with `args`, `kw`) in Korean where MNIST37_LANG is 'ko' at the call (nbs/ko/ sets it), else English."
+    if text and os.environ.get('MNIST37_LANG') == 'ko':
+        text = gettext.translation('mnist37', str(files('mnist37')/'locale'), ['ko'], fallback=True).gettext(text)
+    return text.format(*args, **kw) if args or kw else text
+
 def _same(a, b):
     "Whether outcome `a` is `b`: tensors of one shape and kind, equal up to rounding (a number for a 0-d one); a shape is a tuple."
     if isinstance(b, dict): return isinstance(a, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in b)
@@ -31,11 +49,13 @@ def _same(a, b):
 
 def _show(v):
     "`v` in a hint: a small tensor in full, rounded; a big one by its shape and first values."
-    if isinstance(v, tuple) and any(isinstance(x, torch.Tensor) for x in v): return f"({', '.join(map(_show, v))})"
+    if isinstance(v, tuple) and any(isinstance(x, (torch.Tensor, float, tuple)) for x in v):
+        s = f"({', '.join(map(_show, v))}{',' if len(v) == 1 else ''})"
+        return s if len(s) <= 200 else s[:199] + '…'  # (epoch, parameters) for every epoch can be long
     if not isinstance(v, torch.Tensor): return f'{v:.4g}' if isinstance(v, float) else repr(v)[:100]
     v = v.detach() if v.dtype == torch.bool else v.detach().double().round(decimals=4)
-    if v.numel() > 8: return f"a tensor of shape {tuple(v.shape)} starting {v.flatten()[:3].tolist()}"
-    return f"tensor({v.tolist()}) of shape {tuple(v.shape)}"
+    if v.numel() > 8: return _tr("a tensor of shape {shape} starting {start}", shape=tuple(v.shape), start=v.flatten()[:3].tolist())
+    return _tr("tensor({values}) of shape {shape}", values=v.tolist(), shape=tuple(v.shape))
 
 Exercise = namedtuple('Exercise', 'notebook prompt sig ref cases diagnoses run', defaults=(lambda f, args: f(*args),))
 class _Wrong(Exception): "Raised by a `run` when the answer is not the kind of thing asked for; its message is the hint."
@@ -56,18 +76,20 @@ def _shape(t): return tuple(t.shape) if isinstance(t, torch.Tensor) else None
 _GENERAL = (  # mistakes any exercise can show, seen in the first part that differs: `g` came back, `w` was expected
     (lambda g, w: g is None, "Nothing came back: is a `return` missing, or was `.grad` read before `backward`?"),
     (lambda g, w: isinstance(g, list) and tuple(g) == tuple(w), "The numbers are right, but it is a list: a shape is a tuple."),
-    (lambda g, w: _shape(w) in (_shape(g) + (1,), _shape(g)[:-1]), "(n,) against (n, 1): a column of one number per row, lost or added."),
+    (lambda g, w: bool(_shape(g)) and _shape(w) in (_shape(g) + (1,), _shape(g)[:-1]), "(n,) against (n, 1): a column of one number per row, lost or added."),
     (lambda g, w: _shape(g) != _shape(w), "The shape is wrong: which axes were reduced, or kept?"))
 _RAISED = (  # what an error says about the code that raised it
     ('NotImplementedError', "It is not written yet: replace `raise NotImplementedError` with your code."),
     ('not callable', "Pass the function (or class) itself: its name, without brackets."),
     ('leaf Variable that requires grad', "A parameter can be changed in place only inside `with torch.no_grad():`."),
     ('only for scalar outputs', "`backward` needs a single number: reduce the result to one first."),
-    ('positional argument', "Check calls it as {call}: is the signature the same?"))
+    ('positional argument', "Check calls it as {call}: is the signature the same?"),
+    ("no attribute 'loss'", "Callbacks read the batch's loss as `learn.loss`: keep it as `self.loss`."),
+    ("no attribute 'epoch'", "Callbacks read `learn.epoch`: loop with `for self.epoch in range(n_epoch)`."))
 
 def _raised(e, call):
     text = f'{type(e).__name__}: {e}'.splitlines()[0][:160].rstrip(': ')
-    return f"it raised {text}. {next((h for words, h in _RAISED if words in text), '').format(call=call)}"
+    return _tr("it raised {error}. {hint}", error=text, hint=_tr(next((h for words, h in _RAISED if words in text), ''), call=call))
 def _safe(test, *args):
     try: return bool(test(*args))
     except Exception: return False  # a diagnosis that does not apply to this answer
@@ -75,16 +97,17 @@ def _verdict(name, answer):
     "The hint for the first hidden case that `answer` gets wrong; None when it gets them all right."
     ex = EXERCISES[name]
     for label, make in ex.cases():
+        on = _tr("{name}, on {case}: ", name=name, case=_tr(label))
         try: got = _outcome(ex, answer, make)
-        except _Wrong as e: return f"{name}, on {label}: {e}"
-        except Exception as e: return f"{name}, on {label}: {_raised(e, name + ex.sig)}"
+        except _Wrong as e: return on + str(e)
+        except Exception as e: return on + _raised(e, name + ex.sig)
         want = _outcome(ex, ex.ref, make)
         if _same(got, want): continue
-        what, g, w = (next((f'{k} ', got[k], want[k]) for k in want if not _same(got[k], want[k])) if isinstance(want, dict)
+        what, g, w = (next((_tr(k) + ' ', got[k], want[k]) for k in want if not _same(got[k], want[k])) if isinstance(want, dict)
                       else ('', got, want))
         why = next((h for test, h in ex.diagnoses if _safe(test, got, want, lambda f: _outcome(ex, f, make))),
                    next((h for test, h in _GENERAL if _safe(test, g, w)), ''))
-        return f"{name}, on {label}: expected {what}{_show(w)}, got {_show(g)}. {why}"
+        return on + _tr("expected {what}{want}, got {got}. {why}", what=what, want=_show(w), got=_show(g), why=_tr(why))
 
 def check(name,    # the exercise, a key of `EXERCISES`
           answer): # the learner's function (or class)
@@ -92,8 +115,8 @@ def check(name,    # the exercise, a key of `EXERCISES`
     try: check_one_of('exercise', name, tuple(EXERCISES))
     except (ValueError, TypeError) as e: print(f'✗ {e}'); return False
     try: hint = _verdict(name, answer)
-    except Exception as e: hint = f"{name}: the check itself failed on this answer ({type(e).__name__}: {e})."
-    print(f"✗ {' '.join(hint.split())}" if hint else f'✓ {name}: right on all {len(EXERCISES[name].cases())} hidden cases.')
+    except Exception as e: hint = _tr("{name}: the check itself failed on this answer ({error}).", name=name, error=f'{type(e).__name__}: {e}')
+    print(f"✗ {' '.join(hint.split())}" if hint else '✓ ' + _tr("{name}: right on all {n} hidden cases.", name=name, n=len(EXERCISES[name].cases())))
     return hint is None
 
 # %% ../nbs/94_exercises.ipynb #1c45eeb8
@@ -156,14 +179,98 @@ def _run_optim(cls, args):
     opt.step()
     return {'params after step()': one, 'gradients cleared by zero_grad()': cleared, 'params after a second step()': _params(ps)}
 def _run_net(f, args):
-    if isinstance(f, nn.Module): raise _Wrong(f"expected a function that builds the network, got a network ({type(f).__name__}).")
+    if isinstance(f, nn.Module): raise _Wrong(_tr("expected a function that builds the network, got a network ({}).", type(f).__name__))
     net = f(*args)
-    if not isinstance(net, nn.Module): raise _Wrong(f"expected a network (an nn.Module such as nn.Sequential), got {_show(net)}.")
+    if not isinstance(net, nn.Module): raise _Wrong(_tr("expected a network (an nn.Module such as nn.Sequential), got {}.", _show(net)))
     torch.manual_seed(1)  # the same weights for every net of the same shapes, so that their scores compare
     with torch.no_grad():
         for p in net.parameters(): p.copy_(_r(p.shape) - 0.5)
         n_in = [p.shape[-1] for p in net.parameters()][:1] or [(*args, 28*28)[0]]  # the net's own input size, even if wrong
         return {'parameter shapes': tuple(tuple(p.shape) for p in net.parameters()), 'scores': net(_rn(6, n_in[0]))}
+
+# %% ../nbs/94_exercises.ipynb #5244b4f9
+# The exercises on your own Learner (notebook 07) are checked against fastai's Learner itself: `_FastaiLearner` and
+# `_FastaiMetric` give fastai's classes the exercises' signatures, and `_Record` is the callback `check` passes in.
+class _Forward(Callback):
+    "Call the check's callbacks at fastai's moments, with fastai's Learner as `learn` (training batches only)."
+    def __init__(self, ours): self.ours = ours
+    def after_batch(self):
+        if self.training: self._call('after_batch')
+    def after_epoch(self): self._call('after_epoch')
+    def _call(self, event):
+        for cb in self.ours: getattr(cb, event)(self.learn)
+
+class _FastaiLearner:
+    "fastai's `Learner` behind the `BasicLearner` exercise's signature: what a learner's class is checked against."
+    def __init__(self, dls, model, opt_func, loss_func, cbs=()):
+        self.learn = Learner(dls, model, opt_func=opt_func, loss_func=loss_func, cbs=_Forward(list(cbs)))
+    def fit(self, n_epoch, lr):
+        with self.learn.no_bar(), self.learn.no_logging(): self.learn.fit(n_epoch, lr)
+
+class _FastaiMetric:
+    "fastai's `Learner.validate` behind the `MetricCB` exercise's signature: `metric` over `dls.valid` after each epoch."
+    def __init__(self, metric): self.metric, self.values = metric, []
+    def after_epoch(self, learn):
+        v = Learner(learn.dls, learn.model, loss_func=lambda pred, *y: pred.sum()*0, metrics=self.metric)
+        with v.no_bar(), v.no_logging(): self.values.append(v.validate()[1])
+
+class _Record:
+    "The callback `check` passes to a learner: what `after_batch` and `after_epoch` saw."
+    def __init__(self): self.losses, self.epochs = [], []
+    def after_batch(self, learn): self.losses.append(float(learn.loss))
+    def after_epoch(self, learn): self.epochs.append((learn.epoch, *_params(learn.model.parameters())))
+
+def _run_learner(cls, args):
+    dls, model, opt_func, loss_func, n_epoch, lr = args
+    rec = _Record()
+    cls(dls, model, opt_func, loss_func, cbs=[rec]).fit(n_epoch, lr)
+    return {'parameters after fit': _params(model.parameters()), 'losses seen by after_batch': _T(rec.losses),
+            '(epoch, parameters) seen by after_epoch': tuple(rec.epochs)}
+
+def _run_metric(cls, args):
+    dls, model, metric = args
+    cb, learn = cls(metric), SimpleNamespace(dls=dls, model=model)
+    cb.after_epoch(learn)
+    with torch.no_grad():
+        for p in model.parameters(): p.neg_()   # another model, as after an epoch of training
+    cb.after_epoch(learn)
+    return {'values after two epochs': tuple(map(float, cb.values))}
+
+def _dls(n_train, n_valid, bs):
+    "fastai DataLoaders over random 5-pixel images labelled 0 or 1 (n, 1), in order, as the book's."
+    (x, y), (vx, vy) = _batch(n_train), _batch(n_valid)
+    return DataLoaders(DataLoader(list(zip(x, y)), batch_size=bs), DataLoader(list(zip(vx, vy)), batch_size=bs))
+
+def _learner_case(n_train, bs, n_epoch, lr, loss_func=mnist_loss, model=None):
+    return _dls(n_train, 6, bs), model or _linear(5), SGD, loss_func, n_epoch, lr
+
+class _Basic:
+    "The chapter's loop as a learner, and usual mistakes: gradients never cleared, one step an epoch, callbacks never called."
+    def __init__(self, dls, model, opt_func, loss_func, cbs=(), zero=True, each=True, events=('after_batch', 'after_epoch')):
+        self.dls, self.model, self.opt_func, self.loss_func, self.cbs = dls, model, opt_func, loss_func, list(cbs)
+        self.zero, self.each, self.events = zero, each, events
+    def callback(self, event):
+        for cb in self.cbs:
+            if event in self.events: getattr(cb, event)(self)
+    def fit(self, n_epoch, lr):
+        self.opt = self.opt_func(self.model.parameters(), lr)
+        for self.epoch in range(n_epoch):
+            for xb, yb in self.dls.train:
+                self.loss = self.loss_func(self.model(xb), yb)
+                self.loss.backward()
+                if self.each: self.opt.step()
+                if self.zero and self.each: self.opt.zero_grad()
+                self.callback('after_batch')
+            if not self.each: self.opt.step(); self.opt.zero_grad()
+            self.callback('after_epoch')
+
+class _Metric:
+    "A metric callback, and usual mistakes: batches not weighted by their size, the training set measured."
+    def __init__(self, metric, weighted=True, ds='valid'): self.metric, self.values, self.weighted, self.ds = metric, [], weighted, ds
+    def after_epoch(self, learn):
+        with torch.no_grad(): got = [(self.metric(learn.model(xb), yb), len(xb)) for xb, yb in getattr(learn.dls, self.ds)]
+        n = sum(k for _, k in got) if self.weighted else len(got)
+        self.values.append(float(sum(m*(k if self.weighted else 1) for m, k in got) / n))
 
 # %% ../nbs/94_exercises.ipynb #ae8c7668
 _E = Exercise
@@ -291,4 +398,55 @@ EXERCISES = {
         [(lambda got, want, o: not _same(got['x after the call'], want['x after the call']), "`x` itself was changed, in place."),
          (_like(lambda x: x.abs(), 'result'), "Negatives became positive (abs): relu makes them 0."),
          (_like(lambda x: (x > 0).float(), 'result'), "That says which numbers are positive, instead of keeping their values.")], _run_relu),
+    'BasicLearner': _E('07_learner', "A class: `BasicLearner(dls, model, opt_func, loss_func, cbs=())` keeps its arguments as "
+        "attributes of the same names; `fit(n_epoch, lr)` makes the optimizer `opt_func(model.parameters(), lr)`, then for each epoch "
+        "(its number in `self.epoch`) and each batch `(xb, yb)` of `dls.train`: `self.loss = loss_func(model(xb), yb)`, backward, "
+        "step, zero_grad, then each callback's `after_batch(self)`; after each epoch's batches, each callback's `after_epoch(self)`. "
+        "Checked against fastai's `Learner`.", '(dls, model, opt_func, loss_func, cbs=())', _FastaiLearner,
+        lambda: [('2 epochs of 3 batches of 4, lr 0.5', lambda: _learner_case(12, 4, 2, .5)),
+                 ('a last batch of 2 (10 images, bs 4)', lambda: _learner_case(10, 4, 1, .5)),
+                 ('loss_func=mean squared error, 3 epochs, lr 0.1', lambda: _learner_case(8, 4, 3, .1, _mse)),
+                 ('simple_net(5, 3), 2 epochs', lambda: _learner_case(8, 4, 2, .5, mnist_loss, simple_net(5, 3))),
+                 ('0 epochs', lambda: _learner_case(8, 4, 0, .5))],
+        [(_like(partial(_Basic, zero=False)), "The gradients were never cleared: each step added up every gradient so far."),
+         (_like(partial(_Basic, each=False)), "The optimizer stepped once an epoch: step after every batch."),
+         (_like(partial(_Basic, events=('after_epoch',)), 'losses seen by after_batch'), "`after_batch` was never called: call each "
+          "callback's after_batch(self) after every step."),
+         (_like(partial(_Basic, events=('after_batch',)), '(epoch, parameters) seen by after_epoch'), "`after_epoch` was never "
+          "called: call each callback's after_epoch(self) after each epoch's batches.")], _run_learner),
+    'MetricCB': _E('07_learner', "A callback class: `MetricCB(metric)` keeps `metric` and a list `values`; `after_epoch(learn)` appends "
+        "one number, `metric(learn.model(xb), yb)` over the batches of `learn.dls.valid` (without gradients), each batch weighted by "
+        "its size, as fastai's metrics are. Checked against fastai's `Learner.validate`.", '(metric)', _FastaiMetric,
+        lambda: [('10 images in batches of 4, 4 and 2', lambda: (_dls(4, 10, 4), _linear(5), batch_accuracy)),
+                 ('one batch of 6, metric=mean squared error', lambda: (_dls(4, 6, 8), _linear(5), _mse)),
+                 ('7 images in batches of 3, 3 and 1', lambda: (_dls(4, 7, 3), _linear(5), batch_accuracy))],
+        [(_like(partial(_Metric, weighted=False)), "Each batch counted the same, however many images it holds: weight each "
+          "batch's value by its size (the last batch is smaller)."),
+         (_like(partial(_Metric, ds='train')), "That is the metric on the training set: measure it on `learn.dls.valid`."),
+         (lambda got, want, o: len(got['values after two epochs']) != 2, "`values` holds one number per epoch: append to it, "
+          "keeping the ones before.")], _run_metric),
+    'multi_accuracy': _E('11_full_mnist', "`logits` are scores (n, classes), `targets` the right classes (n,) as integers: the "
+        "fraction of rows whose largest score is at the right class (a 0-d float tensor).", '(logits, targets)', multi_accuracy,
+        lambda: [('3 images, 3 classes', lambda: (_T([[3., 1., 2.], [0., 2., 1.], [5., 6., 4.]]), _T([0, 1, 2]))),
+                 ('8 images, 10 classes', lambda: (_rn(8, 10), torch.randint(0, 10, (8,)))), ('one image', lambda: (_T([[.1, .9, .3]]), _T([1])))],
+        [(_like(lambda x, y: (x.argmax(0) == y).float().mean()), "argmax over axis 0 picked an image for each class: the classes "
+          "are on the last axis."),
+         (_like(lambda x, y: (x.max(-1)[0] == y).float().mean()), "That compares the largest score itself with the label: "
+          "argmax gives its position, the class."),
+         (_like(lambda x, y: (x.argmax(-1) == y).float().sum()), "That is the count of right answers: the accuracy is the "
+          "fraction (the mean).")]),
+    'digits_loss': _E('11_full_mnist', "`mnist_loss` for ten digits: `predictions` are scores (n, classes), `targets` the right "
+        "classes (n,): turn each row into probabilities with the softmax (over the last axis), take the probability p of the right "
+        "class, and return the mean of 1-p.", '(predictions, targets)', digits_loss,
+        lambda: [('4 images, 10 classes', lambda: (_rn(4, 10)*3, torch.randint(0, 10, (4,)))), ('one image, 3 classes', lambda: (_T([[2., 1., .1]]), _T([0]))),
+                 ('confident scores of -20 and 20', lambda: (_T([[20., -20.], [-20., 20.]]), _T([1, 1])))],
+        [(_like(lambda p, t: (1 - p.softmax(0)[torch.arange(len(t)), t]).mean()), "The softmax ran down the columns (axis 0): "
+          "each image's row of probabilities should add up to 1."),
+         (_like(lambda p, t: (1 - p.sigmoid()[torch.arange(len(t)), t]).mean()), "The sigmoid treats each score alone; the "
+          "softmax makes the scores compete, so the probabilities add up to 1."),
+         (_like(lambda p, t: p.softmax(-1)[torch.arange(len(t)), t].mean()), "That is the mean probability of the right class: "
+          "the loss is 1 minus it, small when the model is right."),
+         (_like(lambda p, t: 1 - p.softmax(-1)[torch.arange(len(t)), t]), "There is no mean: the loss is one number."),
+         (_like(lambda p, t: -p.log_softmax(-1)[torch.arange(len(t)), t].mean()), "That is cross-entropy, the mean of -log p: "
+          "this one is mnist_loss's mean of 1-p.")]),
 }

@@ -37,6 +37,14 @@ def _check_xy(name, x, y):
     check_pairs('fit_fast', name, x, y)
     if len(x) == 0: raise ValueError(f"fit_fast: the {name} set is empty.")
 
+def _check_fit(model, train_x, train_y, valid_x, valid_y, epochs, lr, bs):
+    "`fit_fast`'s arguments checked: its data, numbers and model; `(epochs, bs, lr)` as it uses them."
+    _check_xy('train', train_x, train_y); _check_xy('valid', valid_x, valid_y)
+    epochs, bs = check_whole('epochs', epochs, lo=0, fn='fit_fast'), check_whole('bs', bs, fn='fit_fast')
+    lr = check_positive('lr', lr, fn='fit_fast')
+    if not isinstance(model, nn.Module): raise TypeError(f"fit_fast needs an nn.Module, got {type(model).__name__}.")
+    return epochs, bs, lr
+
 # %% ../nbs/10_fast.ipynb #486abd51
 def get_preds(model, x, bs=1024, tfm=noop, amp=None):
     "`model`'s outputs for every row of `x`, `bs` rows at a time through `tfm` on the model's device, back on `x`'s device."
@@ -65,10 +73,7 @@ def fit_fast(model, train_x, train_y, valid_x, valid_y, epochs, lr, bs=256, loss
              verbose=None):
     "Train `model` on `bs`-row batches of the training tensors (on `device`), reshuffled each epoch; return a dict per epoch."
     # progress: fastprogress bars; verbose: a line per epoch (None: when there are bars), numbered from 1 as the bars are
-    _check_xy('train', train_x, train_y); _check_xy('valid', valid_x, valid_y)
-    epochs, bs = check_whole('epochs', epochs, lo=0, fn='fit_fast'), check_whole('bs', bs, fn='fit_fast')
-    lr = check_positive('lr', lr, fn='fit_fast')
-    if not isinstance(model, nn.Module): raise TypeError(f"fit_fast needs an nn.Module, got {type(model).__name__}.")
+    epochs, bs, lr = _check_fit(model, train_x, train_y, valid_x, valid_y, epochs, lr, bs)
     if device is not None:   # the whole dataset goes there once; every batch below is gathered from it there
         model.to(device)
         train_x, train_y, valid_x, valid_y = (t.to(device) for t in (train_x, train_y, valid_x, valid_y))

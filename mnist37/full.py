@@ -33,7 +33,7 @@ def load_full(path=None, cache=True):
     train, train_y, test, test_y = load_full_bytes(path, cache=cache)
     return train.view(-1, 28*28).float().div_(255), train_y, test.view(-1, 28*28).float().div_(255), test_y
 
-# %% ../nbs/11_full_mnist.ipynb #e72ea7c1
+# %% ../nbs/11_full_mnist.ipynb #22d3630c
 def _check_labels(name, x, y):
     if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.is_floating_point() or y.dtype == torch.bool:
         got = f"{tuple(y.shape)} {y.dtype}" if isinstance(y, torch.Tensor) else type(y).__name__
@@ -48,6 +48,7 @@ def _as_images(name, x, shape=(28, 28)):
         raise ValueError(f"{name} needs images as rows of {math.prod(shape)} pixels or as {shape} stacks, got {got}.")
     return x.reshape(len(x), *shape)
 
+# %% ../nbs/11_full_mnist.ipynb #e72ea7c1
 def mean_images(x, y, n_classes=10):
     "The mean image (n_classes, 28, 28) of each class 0..`n_classes`-1 of the images `x` labelled `y`."
     _check_labels('mean_images', x, y)
@@ -96,12 +97,13 @@ def most_confused(cm, k=5):
     pairs = [(t, p, int(off[t, p])) for t in range(len(off)) for p in range(len(off)) if off[t, p] > 0]
     return sorted(pairs, key=lambda o: -o[2])[:k]
 
-# %% ../nbs/11_full_mnist.ipynb #90875ab9
+# %% ../nbs/11_full_mnist.ipynb #269d1e58
 def _check_scores(name, x):
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 1:
         got = f"{tuple(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
         raise TypeError(f"{name} needs a float tensor of scores with the classes on the last axis, got {got}.")
 
+# %% ../nbs/11_full_mnist.ipynb #90875ab9
 def logsumexp(x):
     "log(sum(exp(x))) over the last axis, kept as a size-1 axis, computed stably by factoring out the largest value."
     _check_scores('logsumexp', x)
@@ -112,7 +114,7 @@ def log_softmax(x):
     "The log of the softmax of `x` over its last axis: `x - logsumexp(x)`, stable for any size of logits."
     return x - logsumexp(x)
 
-# %% ../nbs/11_full_mnist.ipynb #24bdba9d
+# %% ../nbs/11_full_mnist.ipynb #21005066
 def _check_loss_args(name, scores, targets):
     _check_scores(name, scores)
     if scores.ndim != 2: raise ValueError(f"{name} needs scores shaped (n, classes), got {tuple(scores.shape)}.")
@@ -121,6 +123,7 @@ def _check_loss_args(name, scores, targets):
         raise ValueError(f"{name} got targets from {targets.min().item()} to {targets.max().item()}, but only "
                          f"{scores.shape[1]} classes (0..{scores.shape[1]-1}).")
 
+# %% ../nbs/11_full_mnist.ipynb #24bdba9d
 def nll(log_probs, targets):
     "Mean negative log-likelihood: minus the mean of each row of `log_probs` (n, classes) at its class `targets`."
     _check_loss_args('nll', log_probs, targets)

@@ -159,6 +159,7 @@ _CSS = """
 .mnist37-pad-canvas { border: 1px solid #888; cursor: crosshair; touch-action: none; }
 """
 
+# %% ../nbs/17_handwriting.ipynb #ab1012fc
 class DigitPad(anywidget.AnyWidget):
     "A pad to draw a digit on with a mouse, finger or pen; `strokes` holds the drawing, kept in step with the browser."
     _esm, _css = _ESM, _CSS

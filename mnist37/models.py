@@ -7,14 +7,26 @@ __all__ = ['simple_net']
 
 # %% ../nbs/08_nonlinearity.ipynb #c2fa3884
 from torch import nn
+
+# %% ../nbs/08_nonlinearity.ipynb #b6f50d51
+import functools
 from .checks import check_whole
 
 # %% ../nbs/08_nonlinearity.ipynb #e7c54873
 def simple_net(n_in=28*28, n_hidden=30):
     "The chapter's neural net: a linear layer from `n_in` inputs to `n_hidden`, a ReLU, a linear layer to 1 score."
-    n_in, n_hidden = check_whole('n_in', n_in, fn='simple_net'), check_whole('n_hidden', n_hidden, fn='simple_net')
     return nn.Sequential(
         nn.Linear(n_in, n_hidden),
         nn.ReLU(),
         nn.Linear(n_hidden, 1)
     )
+
+# %% ../nbs/08_nonlinearity.ipynb #50d66763
+def _checked_simple_net(f):
+    "`f` (the chapter's `simple_net`), first checking that `n_in` and `n_hidden` are whole numbers >= 1."
+    @functools.wraps(f)
+    def simple_net(n_in=28*28, n_hidden=30):
+        return f(check_whole('n_in', n_in, fn='simple_net'), check_whole('n_hidden', n_hidden, fn='simple_net'))
+    return simple_net
+
+simple_net = _checked_simple_net(simple_net)

@@ -7,32 +7,56 @@ __all__ = ['quadratic', 'rmse', 'apply_step']
 
 # %% ../nbs/04_sgd_quadratic.ipynb #50b98ad7
 import torch
-from .checks import check_same_shape, check_not_empty
 
 # %% ../nbs/04_sgd_quadratic.ipynb #767a23cf
 def quadratic(t, params):
     "The quadratic `a*t**2 + b*t + c` at `t`, where `params` holds `(a, b, c)`."
-    if len(params) != 3:
-        raise ValueError(f"quadratic needs three params (a, b, c), got {len(params)}; create them with torch.randn(3).")
     a, b, c = params
     return a*t**2 + b*t + c
+
+# %% ../nbs/04_sgd_quadratic.ipynb #acfdbc26
+# The checks: the functions above and below, under the same names, refusing wrong arguments with a message that says what to do.
+import functools
+from .checks import check_same_shape, check_not_empty, checked
+
+def _three_params(t, params):
+    if len(params) != 3:
+        raise ValueError(f"quadratic needs three params (a, b, c), got {len(params)}; create them with torch.randn(3).")
+
+quadratic = checked(_three_params)(quadratic)
 
 # %% ../nbs/04_sgd_quadratic.ipynb #9ceb537f
 def rmse(preds, targets):
     "Root mean squared error between `preds` and `targets` (the book's `mse`, which takes the square root)."
-    # (20,1) against (20,) would silently broadcast to a (20,20) table of differences
-    check_same_shape('rmse', preds, targets, ('preds', 'targets'), 'reshape one to match the other')
-    check_not_empty('rmse', preds, 'empty preds and targets; there is no error to measure')
-    # the value of ((preds-targets)**2).mean().sqrt(), but its gradient at an exact fit is 0, not NaN
-    return torch.linalg.vector_norm(preds-targets) / preds.numel()**0.5
+    return ((preds-targets)**2).mean().sqrt()
+
+# %% ../nbs/04_sgd_quadratic.ipynb #528af13f
+def _checked_rmse(rmse):
+    "`rmse`, refusing tensors of different shapes or none at all, with a gradient of 0 (not NaN) at an exact fit."
+    @functools.wraps(rmse)
+    def checked(preds, targets):
+        # (20,1) against (20,) would silently broadcast to a (20,20) table of differences
+        check_same_shape('rmse', preds, targets, ('preds', 'targets'), 'reshape one to match the other')
+        check_not_empty('rmse', preds, 'empty preds and targets; there is no error to measure')
+        # at an exact fit the root's gradient is 0 times infinity, NaN; the loss is 0, and so is its gradient
+        if torch.equal(preds, targets): return (preds-targets).abs().mean()
+        return rmse(preds, targets)
+    return checked
+
+rmse = _checked_rmse(rmse)
 
 # %% ../nbs/04_sgd_quadratic.ipynb #62c6da93
 def apply_step(params, t, targets, lr, f=quadratic, loss_func=rmse):
     "One gradient-descent step on `params` (in place, grad zeroed after); returns the loss before the step."
-    if not params.requires_grad:
-        raise ValueError("apply_step needs params that require gradients; create them with .requires_grad_().")
     loss = loss_func(f(t, params), targets)
     loss.backward()
     with torch.no_grad(): params -= lr * params.grad
     params.grad.zero_()
     return loss.item()
+
+# %% ../nbs/04_sgd_quadratic.ipynb #f7a6bc1a
+def _trainable(params, *args, **kwargs):
+    if not params.requires_grad:
+        raise ValueError("apply_step needs params that require gradients; create them with .requires_grad_().")
+
+apply_step = checked(_trainable)(apply_step)

@@ -6,8 +6,6 @@
 __all__ = ['resnet18_learner']
 
 # %% ../nbs/09_resnet18.ipynb #ebf0e233
-from pathlib import Path
-
 import torch.nn.functional as F
 from torchvision.models import resnet18
 from fastai.torch_core import set_seed
@@ -15,17 +13,25 @@ from fastai.metrics import accuracy
 from fastai.vision.data import ImageDataLoaders
 from fastai.vision.learner import vision_learner
 import fastai.callback.schedule  # adds Learner.fit_one_cycle
+
+# %% ../nbs/09_resnet18.ipynb #98ae613f
+from pathlib import Path
 import fastai.callback.progress  # adds the progress bar and Learner.no_bar
 
 from .checks import check_whole, check_subfolders
 from .data import mnist_sample_path
 
+# %% ../nbs/09_resnet18.ipynb #cf4a95c6
+def _sample_folder(path, bs):
+    "`path` (default: the sample) checked to hold train/ and valid/, and `bs` checked to be a whole number >= 1."
+    path = Path(path) if path is not None else mnist_sample_path()
+    check_subfolders('resnet18_learner', path, ('train', 'valid'), 'Pass the mnist_sample folder (see mnist_sample_path).')
+    return path, check_whole('bs', bs, fn='resnet18_learner')
+
 # %% ../nbs/09_resnet18.ipynb #96ee254d
 def resnet18_learner(path=None, bs=64, seed=42, device=None):
     "The book's resnet18 learner on the sample at `path` (default: `mnist_sample_path()`), untrained, seeded."
-    path = Path(path) if path is not None else mnist_sample_path()
-    check_subfolders('resnet18_learner', path, ('train', 'valid'), 'Pass the mnist_sample folder (see mnist_sample_path).')
-    bs = check_whole('bs', bs, fn='resnet18_learner')
+    path, bs = _sample_folder(path, bs)
     if seed is not None: set_seed(seed, reproducible=True)
-    dls = ImageDataLoaders.from_folder(path, bs=bs, device=device)   # device None: fastai's default, a GPU if there is one
+    dls = ImageDataLoaders.from_folder(path, bs=bs, device=device)   # device None: a GPU if there is one
     return vision_learner(dls, resnet18, pretrained=False, loss_func=F.cross_entropy, metrics=accuracy)

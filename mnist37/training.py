@@ -7,28 +7,47 @@ __all__ = ['calc_grad', 'batch_accuracy', 'validate_epoch']
 
 # %% ../nbs/06_minibatches.ipynb #e68c711f
 import torch
-from .checks import check_same_shape, check_not_empty
 from .loss import mnist_loss
+
+# %% ../nbs/06_minibatches.ipynb #296590f6
+import functools
+from .checks import check_same_shape, check_not_empty, checked
 
 # %% ../nbs/06_minibatches.ipynb #4f4cb42b
 def calc_grad(xb, yb, model, loss_func=mnist_loss):
     "Compute the loss of `model` on one batch and add its gradients to the parameters' `.grad`; return the loss."
     loss = loss_func(model(xb), yb)
-    if not loss.requires_grad:
-        raise ValueError("calc_grad: the loss is not connected to any parameter that requires grad, so there is no "
-                         "gradient to compute. Make the parameters with `init_params` (or call `.requires_grad_()` on "
-                         "them), and do not call calc_grad inside `torch.no_grad()`.")
     loss.backward()
     return loss
+
+# %% ../nbs/06_minibatches.ipynb #a2510240
+def _checked_calc_grad(f):
+    "`f` (the chapter's `calc_grad`), explaining the error of a loss that no parameter's gradient is tracked through."
+    @functools.wraps(f)
+    def calc_grad(xb, yb, model, loss_func=mnist_loss):
+        try: return f(xb, yb, model, loss_func)
+        except RuntimeError as e:
+            if 'does not require grad' not in str(e): raise
+            raise ValueError("calc_grad: the loss is not connected to any parameter that requires grad, so there is no "
+                             "gradient to compute. Make the parameters with `init_params` (or call `.requires_grad_()` on "
+                             "them), and do not call calc_grad inside `torch.no_grad()`.") from None
+    return calc_grad
+
+calc_grad = _checked_calc_grad(calc_grad)
 
 # %% ../nbs/06_minibatches.ipynb #56d19cd5
 def batch_accuracy(xb, yb):
     "Fraction of predictions `xb` (raw scores) on the right side of 0.5 after a sigmoid, against targets `yb` (1 for a 3)."
-    check_same_shape('batch_accuracy', xb, yb, ('scores', 'targets'), "give targets shape (n, 1) like the model's scores")
-    check_not_empty('batch_accuracy', xb, 'an empty batch (no scores); check the DataLoader')
     preds = xb.sigmoid()
     correct = (preds>0.5) == yb
     return correct.float().mean()
+
+# %% ../nbs/06_minibatches.ipynb #6c379b8d
+def _check_batch_accuracy(xb, yb):
+    check_same_shape('batch_accuracy', xb, yb, ('scores', 'targets'), "give targets shape (n, 1) like the model's scores")
+    check_not_empty('batch_accuracy', xb, 'an empty batch (no scores); check the DataLoader')
+
+batch_accuracy = checked(_check_batch_accuracy)(batch_accuracy)
 
 # %% ../nbs/06_minibatches.ipynb #bd7b9583
 def validate_epoch(model, dl):

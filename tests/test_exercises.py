@@ -15,6 +15,8 @@ from mnist37.loss import init_params, mnist_loss
 from mnist37.training import calc_grad, batch_accuracy
 from mnist37.learner import BasicOptim, train_epoch
 from mnist37.models import simple_net
+from mnist37.full import multi_accuracy
+from mnist37.solutions import BasicLearner, MetricCB, digits_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +26,8 @@ LIBRARY = dict(mnist_distance=mnist_distance, is_3=is_3, broadcast_shape=torch.b
                init_params=init_params, mnist_loss=mnist_loss, calc_grad=calc_grad, batch_accuracy=batch_accuracy,
                BasicOptim=BasicOptim, train_epoch=train_epoch, simple_net=simple_net, relu=torch.relu,
                view_shape=lambda shape, new: torch.empty(shape).view(*new).shape,
-               unsqueeze_shape=lambda shape, dim: torch.empty(shape).unsqueeze(dim).shape)
+               unsqueeze_shape=lambda shape, dim: torch.empty(shape).unsqueeze(dim).shape,
+               BasicLearner=BasicLearner, MetricCB=MetricCB, multi_accuracy=multi_accuracy, digits_loss=digits_loss)
 
 def _grad_at(f, x):
     x = x.clone().requires_grad_()
@@ -46,10 +49,10 @@ LIBRARY.update(grad_at=_grad_at, descend=_descend)
 def test_names():
     assert sorted(EXERCISES) == sorted(LIBRARY)
     for name, ex in EXERCISES.items():
-        assert ex.notebook[:2] in {'02', '03', '04', '05', '06', '07', '08'} and (ROOT/'nbs'/f'{ex.notebook}.ipynb').exists()
+        assert ex.notebook[:2] in {'02', '03', '04', '05', '06', '07', '08', '11'} and (ROOT/'nbs'/f'{ex.notebook}.ipynb').exists()
         assert isinstance(ex.prompt, str) and len(ex.prompt) > 40, name
     per_notebook = {nb: sum(ex.notebook == nb for ex in EXERCISES.values()) for nb in {ex.notebook for ex in EXERCISES.values()}}
-    assert len(per_notebook) == 7 and min(per_notebook.values()) >= 2, per_notebook
+    assert len(per_notebook) == 8 and min(per_notebook.values()) >= 2, per_notebook
 
 @pytest.mark.parametrize('name', sorted(LIBRARY))
 def test_the_library_passes(name, capsys):
@@ -111,6 +114,41 @@ def _net(relu=True, end=None, sizes=None):
     return simple_net
 
 def _relu_in_place(x): x[x < 0] = 0; return x
+
+def _learner(zero=True, step='batch', call=('after_batch', 'after_epoch'), keep_loss=True, epoch_attr=True):
+    "A learner class written with one of the usual mistakes."
+    class Learner:
+        def __init__(self, dls, model, opt_func, loss_func, cbs=()):
+            self.dls, self.model, self.opt_func, self.loss_func, self.cbs = dls, model, opt_func, loss_func, cbs
+        def fit(self, n_epoch, lr):
+            opt = self.opt_func(self.model.parameters(), lr)
+            for epoch in range(n_epoch):
+                if epoch_attr: self.epoch = epoch
+                for xb, yb in self.dls.train:
+                    loss = self.loss_func(self.model(xb), yb)
+                    if keep_loss: self.loss = loss
+                    loss.backward()
+                    if step == 'batch': opt.step()
+                    if zero and step == 'batch': opt.zero_grad()
+                    for cb in self.cbs:
+                        if 'after_batch' in call: cb.after_batch(self)
+                if step == 'epoch': opt.step(); opt.zero_grad()
+                for cb in self.cbs:
+                    if 'after_epoch' in call: cb.after_epoch(self)
+    return Learner
+
+def _metric_cb(weighted=True, ds='valid', append=True):
+    "A metric callback written with one of the usual mistakes."
+    class Metric:
+        def __init__(self, metric): self.metric, self.values = metric, []
+        def after_epoch(self, learn):
+            with torch.no_grad():
+                vals = [(self.metric(learn.model(xb), yb).item(), len(xb)) for xb, yb in getattr(learn.dls, ds)]
+            v = sum(m*n for m, n in vals) / sum(n for _, n in vals) if weighted else sum(m for m, _ in vals) / len(vals)
+            self.values = self.values + [v] if append else [v]
+    return Metric
+
+_rows = lambda p, t: p.softmax(-1)[torch.arange(len(t)), t]
 
 # (exercise, a wrong answer, words its hint must hold; None: only rejected, with no mistake named)
 WRONG = [
@@ -183,6 +221,25 @@ WRONG = [
     ('relu', lambda x: x.abs(), 'abs'),
     ('relu', lambda x: (x > 0).float(), 'which numbers are positive'),
     ('relu', lambda x: x.clamp(max=0), None),
+    ('BasicLearner', _learner(zero=False), 'never cleared'),
+    ('BasicLearner', _learner(step='epoch'), 'once an epoch'),
+    ('BasicLearner', _learner(call=('after_epoch',)), '`after_batch` was never called'),
+    ('BasicLearner', _learner(call=('after_batch',)), '`after_epoch` was never called'),
+    ('BasicLearner', _learner(keep_loss=False), 'keep it as `self.loss`'),
+    ('BasicLearner', _learner(epoch_attr=False), 'for self.epoch in range'),
+    ('BasicLearner', _learner(step='never'), None),
+    ('MetricCB', _metric_cb(weighted=False), 'weight each batch'),
+    ('MetricCB', _metric_cb(ds='train'), 'training set'),
+    ('MetricCB', _metric_cb(append=False), 'one number per epoch'),
+    ('multi_accuracy', lambda x, y: (x.argmax(0) == y).float().mean(), 'axis 0'),
+    ('multi_accuracy', lambda x, y: (x.max(-1)[0] == y).float().mean(), 'largest score itself'),
+    ('multi_accuracy', lambda x, y: (x.argmax(-1) == y).float().sum(), 'count'),
+    ('multi_accuracy', lambda x, y: (x.argmin(-1) == y).float().mean(), None),
+    ('digits_loss', lambda p, t: (1 - p.softmax(0)[torch.arange(len(t)), t]).mean(), 'axis 0'),
+    ('digits_loss', lambda p, t: (1 - p.sigmoid()[torch.arange(len(t)), t]).mean(), 'sigmoid'),
+    ('digits_loss', lambda p, t: _rows(p, t).mean(), '1 minus it'),
+    ('digits_loss', lambda p, t: 1 - _rows(p, t), 'no mean'),
+    ('digits_loss', lambda p, t: torch.nn.functional.cross_entropy(p, t), 'cross-entropy'),
 ]
 
 def test_three_mistakes_each():
@@ -194,7 +251,7 @@ def test_a_usual_mistake_is_named(name, wrong, words, capsys):
     assert check(name, wrong) is False
     out = capsys.readouterr().out
     assert out.startswith(f'✗ {name}, on ') and out.count('\n') == 1, out   # one line: which case, expected, got, why
-    assert 'expected' in out and (words is None or words.lower() in out.lower()), out
+    assert ('expected' in out or ': it raised ' in out) and (words is None or words.lower() in out.lower()), out
 
 # ---------------------------------------------------------------- check never raises
 
@@ -241,3 +298,23 @@ def test_the_solutions_pass(capsys):
         if cell['cell_type'] == 'code': exec(''.join(cell['source']), ns)
     out = capsys.readouterr().out
     assert out.count('✓') == len(EXERCISES) and '✗' not in out, out
+
+# ---------------------------------------------------------------- check in Korean (the notebooks of nbs/ko/ set MNIST37_LANG)
+
+def test_check_speaks_korean_where_mnist37_lang_is_ko(capsys, monkeypatch):
+    "Its lines and hints come from the package's mnist37/locale/ko, chosen at each call; English stays the default."
+    monkeypatch.setenv('MNIST37_LANG', 'ko')
+    assert check('mnist_loss', _stub) is False and check('mnist_loss', mnist_loss) is True
+    assert capsys.readouterr().out == ("✗ mnist_loss, 점수 6개의 경우: 오류가 났습니다(NotImplementedError). 아직 작성하지 않았습니다. "
+                                       "`raise NotImplementedError`를 여러분의 코드로 바꾸세요.\n✓ mnist_loss: 숨겨진 경우 3개를 모두 맞혔습니다.\n")
+    check('rmse', lambda p, t: ((p-t)**2).mean())
+    out = capsys.readouterr().out
+    assert out.startswith('✗ rmse, 예측 20개의 경우: 기대한 값은 크기 ()의 tensor(') and '제곱근이 빠졌습니다.' in out, out
+    monkeypatch.delenv('MNIST37_LANG')
+    check('mnist_loss', mnist_loss); assert capsys.readouterr().out == '✓ mnist_loss: right on all 3 hidden cases.\n'
+
+def test_every_hint_has_its_korean(monkeypatch):
+    from mnist37.exercises import _GENERAL, _RAISED, _tr
+    hints = [h for ex in EXERCISES.values() for _, h in ex.diagnoses] + [h for _, h in _GENERAL + _RAISED]
+    monkeypatch.setenv('MNIST37_LANG', 'ko')
+    assert [h for h in hints if _tr(h) == h] == []

@@ -38,12 +38,15 @@ def is_dunder_all(stmt):
     targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(stmt, ast.AugAssign) else []
     return any(isinstance(t, ast.Name) and t.id == '__all__' for t in targets)
 
+ECHO_FALSE = re.compile(r'\s*#\|\s*echo:\s*false\s*$')  # Quarto's and nbdev's: show the output, not the code
+
 def reader_source(source):
-    "The code a reader sees: no leading directives, no `__all__` lines; None when the cell is hidden or only tests."
+    "The code a reader sees: no leading directives, no `__all__` lines; '' for `#| echo: false`; None when hidden or only tests."
     lines = source.splitlines()
     n = 0
     while n < len(lines) and (DIRECTIVE.match(lines[n]) or not lines[n].strip()): n += 1
     if any(DIRECTIVE.match(l)[1] == 'hide' for l in lines[:n] if DIRECTIVE.match(l)): return None
+    if any(ECHO_FALSE.match(l) for l in lines[:n]): return ''
     code = '\n'.join(lines[n:])
     try: stmts = ast.parse(code).body
     except SyntaxError: return code.strip('\n')  # magics (`%time`) and the like: shown as they are
@@ -102,6 +105,7 @@ def for_readers(path, colab=''):
         if cell.cell_type == 'code':
             cell.source = reader_source(cell.source)
             if cell.source is None or not (cell.source or cell.outputs): continue
+            if not cell.source: cell.metadata['tags'] = ['remove_input']   # mkdocs.yml's remove_tag_config: no empty box
             cell.outputs = static_outputs(cell.outputs)
         elif cell.cell_type == 'markdown': cell.source = typeset(cell.source)
         cells.append(cell)

@@ -66,8 +66,9 @@ def main(argv=None):
     failed = []
     def one(nb):
         secs, err = run_in_a_process(nb, skip, args.limit)
-        print(f"{nb.name:<28} {secs:6.1f} s  {'FAILED' if err else 'ok'}", flush=True)
-        if err: failed.append((nb.name, err))
+        name = f'{nb.parent.name}/{nb.name}' if nb.parent.name == 'ko' else nb.name   # the Korean edition's, by its folder
+        print(f"{name:<31} {secs:6.1f} s  {'FAILED' if err else 'ok'}", flush=True)
+        if err: failed.append((name, err))
     with ThreadPoolExecutor(args.jobs) as pool: list(pool.map(one, args.notebooks))
     for name, err in failed: print(f"\n{name} failed, alone in an empty folder:\n{err[-3000:]}", file=sys.stderr)
     print(f"{len(args.notebooks) - len(failed)} passed, {len(failed)} failed")
