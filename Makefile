@@ -106,9 +106,9 @@ $(LEARNER_PKG): $(LEARNER)/.installed $(wildcard mnist37/*.py mnist37/locale/*/L
 	@touch $@
 learner-tests: $(LEARNER_PKG)
 	$(LEARNER)/bin/pytest -q -p no:cacheprovider $(LEARNER_TESTS)
-# The Korean notebooks too (nbs/ko/), but 09: its code is byte for byte the English 09's (tests/test_translation.py),
-# whose one epoch of resnet18 runs above, and a second would add minutes to every make test.
-KO_NOTEBOOKS := $(filter-out nbs/ko/09_%,$(wildcard nbs/ko/[01][0-9]_*.ipynb))
+# The Korean notebooks too (nbs/ko/), but 09 and 10: their code is byte for byte the English ones'
+# (tests/test_translation.py), which run above, and their resnet18 epochs again would add minutes to every make test.
+KO_NOTEBOOKS := $(filter-out nbs/ko/09_% nbs/ko/10_%,$(wildcard nbs/ko/[01][0-9]_*.ipynb))
 learner-notebooks: $(LEARNER_PKG)
 	MPLBACKEND= OMP_NUM_THREADS=1 $(LEARNER)/bin/python tools/run_alone.py --jobs $(LEARNER_JOBS) --skip bench nbs/[01][0-9]_*.ipynb $(KO_NOTEBOOKS)
 learner: learner-notebooks learner-tests
@@ -125,7 +125,7 @@ bench: venv
 # its folder from JUPYTER_DATA_DIR, the server from --NotebookNotary.data_dir.
 NOTARY_DIR := $(abspath $(VENV))/share/jupyter
 lab: venv
-	@JUPYTER_DATA_DIR=$(NOTARY_DIR) $(BIN)/jupyter trust nbs/*.ipynb >/dev/null && echo "Trusted the notebooks in nbs/."
+	@JUPYTER_DATA_DIR=$(NOTARY_DIR) $(BIN)/jupyter trust nbs/*.ipynb nbs/ko/*.ipynb >/dev/null && echo "Trusted the notebooks in nbs/ and nbs/ko/."
 	$(BIN)/jupyter lab --notebook-dir=nbs --MappingKernelManager.default_kernel_name=mnist37 \
 	  --NotebookNotary.data_dir=$(NOTARY_DIR) $(ALLOW_ROOT) $(LAB_ARGS)
 

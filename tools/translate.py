@@ -7,9 +7,9 @@ the English notebook, markdown in Korean, code and outputs as they are, and a hi
                                               `#, fuzzy` draft, with the old English as previous_msgid
   python tools/translate.py build             write nbs/ko/<stem>.ipynb for every catalog, and compile the catalog
                                               of `check`'s hints (mnist37/locale/ko/LC_MESSAGES/mnist37.po) to its .mo
-  python tools/translate.py --check           exit 1 naming each cell missing, fuzzy or stale, and each generated
-                                              notebook (or .mo) out of date (`make test` runs it); the notebooks
-                                              with no catalog yet are listed, and pass"""
+  python tools/translate.py --check           exit 1 naming each cell missing, fuzzy or stale, each generated
+                                              notebook (or .mo) out of date, and each teaching notebook (or the
+                                              index) with no catalog (`make test` runs it)"""
 import argparse, copy, difflib, json, sys
 from pathlib import Path
 import polib
@@ -105,8 +105,9 @@ def check(nbs=NBS):
     for stem, out in bad.items():
         for line in out: print(f'{stem}: {line}')
     edition = [p.stem for p in nbs.glob('*.ipynb') if p.stem == 'index' or p.stem[:2] < '90']   # not the appendices
-    if todo := sorted(stem for stem in edition if stem not in done): print('not translated yet:', ', '.join(todo))
-    return not any(bad.values())
+    if todo := sorted(stem for stem in edition if stem not in done):
+        print('not translated yet:', ', '.join(todo), '(run `python tools/translate.py update STEM` and translate its catalog)')
+    return not any(bad.values()) and not todo
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
