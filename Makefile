@@ -129,7 +129,8 @@ lab: venv
 	$(BIN)/jupyter lab --notebook-dir=nbs --MappingKernelManager.default_kernel_name=mnist37 \
 	  --NotebookNotary.data_dir=$(NOTARY_DIR) $(ALLOW_ROOT) $(LAB_ARGS)
 
-# The executed course as a static site in _site/ (MkDocs, mkdocs.yml), from the committed notebooks (nothing is run).
+# The executed course as a static site in _site/, the Korean edition (nbs/ko/) in _site/ko/ (MkDocs, mkdocs.yml),
+# from the committed notebooks (nothing is run).
 site: venv
 	$(PY) tools/build_site.py --nbs nbs --out _site
 

@@ -1,9 +1,10 @@
 """The static site: tools/build_site.py builds it with MkDocs, and headless Chromium reads the pages.
 
-The site is built into a temporary folder (not `_site/`) and served by Python's http.server on loopback.
+The site is built into a temporary folder (not `_site/`) and served by Python's http.server on loopback. Its
+English pages are at the top, its Korean ones (from nbs/ko/) in `ko/`: the checks of pages run on both.
 The browser is Debian's chromium with chromium-driver, which `make test` installs; without them the
 browser tests skip, saying why. The browser tests keep a screenshot of what they checked in `_site_shots/`."""
-import functools, http.server, json, re, runpy, shutil, struct, subprocess, sys, threading, time
+import functools, http.server, json, posixpath, re, runpy, shutil, struct, subprocess, sys, threading, time
 from pathlib import Path
 
 import nbformat, pytest
@@ -17,17 +18,22 @@ SHOTS = ROOT/'_site_shots'
 CHAPTER = '01_data'
 MATH_CHAPTER = '08_nonlinearity'  # formulas in `$...$`
 TEX = re.compile(r'\$[^\s$][^$\n]*\$|\\(?:frac|tfrac|big|sum|text|mathrm|log|cdot)\b')  # TeX left untypeset
+FOLDER = {'en': '', 'ko': 'ko'}   # each language's folder, under nbs/ and under the site
+LANGS = pytest.mark.parametrize('lang', list(FOLDER))
 
 @functools.cache
 def tool():
     "tools/build_site.py's functions (loaded on first use: tests/lab_helpers.py imports this module for its browser)."
     return runpy.run_path(str(ROOT/'tools'/'build_site.py'))
 
-def chapters(site): return sorted(p.stem for p in (site.parent/'nbs').glob('[0-9]*.ipynb'))
+def pages_of(site, lang='en'): return site/FOLDER[lang]
+def nbs_of(site, lang='en'): return site.parent/'nbs'/FOLDER[lang]
+def chapters(site, lang='en'): return sorted(p.stem for p in nbs_of(site, lang).glob('[0-9]*.ipynb'))
+def other(lang): return next(l for l in FOLDER if l != lang)
 
-def title_of(site, name):
+def title_of(site, name, lang='en'):
     "The notebook's title: its first `# ` heading."
-    nb = nbformat.read(site.parent/'nbs'/f'{name}.ipynb', as_version=4)
+    nb = nbformat.read(nbs_of(site, lang)/f'{name}.ipynb', as_version=4)
     return next(c.source.splitlines()[0][2:].strip() for c in nb.cells if c.cell_type == 'markdown' and c.source.startswith('# '))
 
 def page(site, name): return _page(site/f'{name}.html', (site/f'{name}.html').stat().st_mtime_ns)
@@ -54,15 +60,25 @@ def built(tmp_path_factory):
 @pytest.fixture(scope='module')
 def site(built): return built[0]
 
-def test_one_page_per_notebook(site):
-    assert sorted(p.name for p in site.glob('*.html')) == sorted(['index.html', '404.html', *(f'{c}.html' for c in chapters(site))])
-    assert not list(site.glob('*.ipynb')), "the notebooks themselves are not published"
+@LANGS
+def test_one_page_per_notebook(site, lang):
+    pages = pages_of(site, lang)
+    assert sorted(p.name for p in pages.glob('*.html')) == sorted(['index.html', '404.html', *(f'{c}.html' for c in chapters(site, lang))])
+    assert not list(pages.glob('*.ipynb')), "the notebooks themselves are not published"
 
 def test_links_between_notebooks_resolve(built):
     (site, stderr) = built
     assert 'links to' not in stderr, stderr  # tools/site_hooks.py warns of links to missing pages or headings
-    for name in ['index', *chapters(site)]:
-        assert not page(site, name).select('a[href*=".ipynb"]'), f"{name}.html still links to notebooks"
+    for lang in FOLDER:
+        pages = pages_of(site, lang)
+        for name in ['index', *chapters(site, lang)]:
+            doc = page(pages, name)
+            assert not doc.select('a[href*=".ipynb"]'), f"{name}.html still links to notebooks"
+            # Every page link leads to a page; the Korean index's to the appendices, to the English ones.
+            hrefs = {a['href'].split('#')[0] for a in doc.select('article a[href*=".html"]') if '://' not in a['href']}
+            assert all((pages/h).is_file() for h in hrefs), (lang, name, sorted(h for h in hrefs if not (pages/h).is_file()))
+    assert page(pages_of(site, 'ko'), 'index').select_one('article a[href="../90_checks.html"]')
+    assert page(pages_of(site, 'ko'), '07_learner').select_one('h2[id="옵티마이저"]'), "Korean anchors keep their Hangul"
 
 def small_notebook(path, *cells):
     "Write a notebook of `cells` (markdown, or code where it starts with `>>> `) to `path`; return it."
@@ -149,16 +165,18 @@ def test_links_anchors_folds_and_widgets(tmp_path, caplog):
     run_it = doc.select_one('.run-it').get_text()
     assert 'make lab' in run_it and '02_links.ipynb' in run_it and 'Colab' not in run_it
 
-def test_pages_hold_prose_code_and_outputs(site):
-    for name in chapters(site):
-        doc = page(site, name)
-        assert h1(doc) == title_of(site, name)
-        assert doc.title.string.startswith(title_of(site, name))
+@LANGS
+def test_pages_hold_prose_code_and_outputs(site, lang):
+    pages = pages_of(site, lang)
+    for name in chapters(site, lang):
+        doc = page(pages, name)
+        assert h1(doc) == title_of(site, name, lang)
+        assert doc.title.string.startswith(title_of(site, name, lang))
         assert doc.select('.jp-MarkdownCell') and doc.select('.jp-CodeCell .jp-InputArea'), name
         assert doc.select('.jp-OutputArea-output'), f"{name}.ipynb holds no outputs: execute it before it is published"
         assert not doc.select('script[src^="http"], link[href^="http"]'), f"{name}.html loads something from the network"
-        assert f'{name}.ipynb' in doc.select_one('.run-it').get_text()
-    doc = page(site, CHAPTER)
+        assert posixpath.join(FOLDER[lang], f'{name}.ipynb') in doc.select_one('.run-it').get_text()
+    doc = page(pages, CHAPTER)
     code = '\n'.join(c.get_text() for c in doc.select('.jp-InputArea'))
     assert 'def load_sample(' in code and 'book_threes.shape' in code      # exported and teaching cells both show
     assert '#|' not in code                                                 # directives are for nbdev, not readers
@@ -167,28 +185,45 @@ def test_pages_hold_prose_code_and_outputs(site):
     assert 'test_eq(tensor(im3)' not in code                                # a cell of tests only is gone
     assert 'torch.Size([6131, 28, 28])' in doc.get_text()                   # outputs come from the committed notebook
     assert doc.select('.jp-OutputArea-output img[src^="data:image/png;base64,"]')  # figures are embedded
-    assert '__all__' not in '\n'.join(c.get_text() for c in page(site, 'index').select('.jp-InputArea'))
+    assert '__all__' not in '\n'.join(c.get_text() for c in page(pages, 'index').select('.jp-InputArea'))
 
-def test_navigation(site):
-    names = ['index', *chapters(site)]
+@LANGS
+def test_navigation(site, lang):
+    pages = pages_of(site, lang)
+    names = ['index', *chapters(site, lang)]
     for i, name in enumerate(names):
-        doc = page(site, name)
+        doc = page(pages, name)
         hrefs = [a['href'] for a in doc.select('nav.md-nav--primary a.md-nav__link') if a['href'].endswith('.html')]
         assert list(dict.fromkeys(hrefs)) == [f'{n}.html' for n in names], "the nav is index, then filename order"
         prev, next = doc.select_one('a.md-footer__link--prev'), doc.select_one('a.md-footer__link--next')
         assert (prev['href'] if prev else None) == (f'{names[i-1]}.html' if i > 0 else None)
         assert (next['href'] if next else None) == (f'{names[i+1]}.html' if i+1 < len(names) else None)
-    overview = {a['href'] for a in page(site, 'index').select('article .jp-MarkdownCell a')}
-    assert {f'{c}.html' for c in chapters(site)} <= overview, "the overview must link every chapter"
+    overview = {a['href'] for a in page(pages, 'index').select('article .jp-MarkdownCell a')}
+    assert {f'{c}.html' for c in chapters(site, lang)} <= overview, "the overview must link every chapter"
 
-def test_formulas_are_mathml(site):
-    with_tex = [n for n in chapters(site) if TEX.search(' '.join(c.source for c in nbformat.read(site.parent/'nbs'/f'{n}.ipynb', 4).cells
-                                                               if c.cell_type == 'markdown'))]
+@LANGS
+def test_formulas_are_mathml(site, lang):
+    with_tex = [n for n in chapters(site, lang) if TEX.search(' '.join(c.source for c in nbformat.read(nbs_of(site, lang)/f'{n}.ipynb', 4).cells
+                                                                       if c.cell_type == 'markdown'))]
     assert MATH_CHAPTER in with_tex
     for name in with_tex:
-        prose = page(site, name).select('article .jp-MarkdownCell')
+        prose = page(pages_of(site, lang), name).select('article .jp-MarkdownCell')
         assert any(p.select('math') for p in prose), name
         assert not [t for p in prose for t in TEX.findall(p.get_text())], f"{name}.html shows TeX"
+
+@LANGS
+def test_language_switch(site, lang):
+    "Each page says its language (Material's labels too) and switches to itself in the other language, else to its index."
+    here, there = pages_of(site, lang), pages_of(site, other(lang))
+    for name in ['index', *chapters(site, lang)]:
+        doc = page(here, name)
+        assert doc.html['lang'] == lang, name
+        assert doc.select_one('input.md-search__input')['placeholder'] == {'en': 'Search', 'ko': '검색'}[lang]
+        switch = {a['hreflang']: a['href'] for a in doc.select('.md-header a.md-select__link[hreflang]')}
+        assert set(switch) == set(FOLDER), f"{name}.html has no language switch"
+        same = name if (there/f'{name}.html').is_file() else 'index'
+        assert (here/switch[other(lang)]).resolve() == (there/f'{same}.html').resolve(), (name, switch)
+        assert (here/switch[lang]).resolve() == (here/f'{name}.html').resolve(), (name, switch)
 
 # --- in the browser ------------------------------------------------------------------------------------
 
@@ -230,29 +265,34 @@ def wait_for(condition, seconds=15):
     while not (value := condition()) and time.monotonic() < end: time.sleep(0.2)
     return value
 
+def url(server, lang, name): return f'{server}/{posixpath.join(FOLDER[lang], name)}.html'
+def shot(name, lang): return name if lang == 'en' else f'{name}-{lang}'
+
 def visible_figures(driver):
     "How many output images the browser decoded."
     return driver.execute_script(
         "return [...document.querySelectorAll('.jp-OutputArea-output img')].filter(i => i.complete && i.naturalWidth > 0).length")
 
-def test_index_in_browser(browser, server, site):
+@LANGS
+def test_index_in_browser(browser, server, site, lang):
     from selenium.webdriver.common.by import By
-    browser.get(f'{server}/index.html')
-    assert browser.find_element(By.CSS_SELECTOR, 'article h1').text.strip('¶') == title_of(site, 'index')
-    assert shoot(browser, 'index')[0] > 800
+    browser.get(url(server, lang, 'index'))
+    assert browser.find_element(By.CSS_SELECTOR, 'article h1').text.strip('¶') == title_of(site, 'index', lang)
+    assert shoot(browser, shot('index', lang))[0] > 800
     # Follow the overview's link to the first chapter, as a reader would.
     browser.find_element(By.CSS_SELECTOR, f'article a[href="{CHAPTER}.html"]').click()
-    assert browser.current_url == f'{server}/{CHAPTER}.html'
-    assert browser.find_element(By.CSS_SELECTOR, 'article h1').text.strip('¶') == title_of(site, CHAPTER)
+    assert browser.current_url == url(server, lang, CHAPTER)
+    assert browser.find_element(By.CSS_SELECTOR, 'article h1').text.strip('¶') == title_of(site, CHAPTER, lang)
 
-def test_chapter_in_browser(browser, server, site):
+@LANGS
+def test_chapter_in_browser(browser, server, site, lang):
     from selenium.webdriver.common.by import By
-    browser.get(f'{server}/{CHAPTER}.html')
-    assert browser.title.startswith(title_of(site, CHAPTER))
+    browser.get(url(server, lang, CHAPTER))
+    assert browser.title.startswith(title_of(site, CHAPTER, lang))
     code = [e.text for e in browser.find_elements(By.CSS_SELECTOR, '.jp-CodeCell .jp-InputArea')]
     assert len(code) > 10 and any('load_digit(' in c for c in code)
     assert visible_figures(browser) >= 1
-    width, height = shoot(browser, 'chapter')
+    width, height = shoot(browser, shot('chapter', lang))
     assert width > 800 and height > 600
     assert browser.find_elements(By.CSS_SELECTOR, 'clipboard-copy, .md-clipboard'), "code has a copy button"
     assert browser.find_element(By.CSS_SELECTOR, '.md-sidebar--secondary nav.md-nav--secondary').is_displayed(), \
@@ -263,45 +303,50 @@ def test_chapter_in_browser(browser, server, site):
     nxt.click()
     assert browser.current_url == href and browser.find_element(By.CSS_SELECTOR, 'article h1').text
 
-def test_formulas_in_browser(browser, server):
-    browser.get(f'{server}/{MATH_CHAPTER}.html')
+@LANGS
+def test_formulas_in_browser(browser, server, lang):
+    browser.get(url(server, lang, MATH_CHAPTER))
     prose = browser.execute_script("return [...document.querySelectorAll('article .jp-MarkdownCell')].map(e => e.innerText).join('\\n')")
     assert not TEX.findall(prose), "raw TeX is visible"
     drawn = browser.execute_script("""const m = [...document.querySelectorAll('article math')];
         m[0].scrollIntoView({block: 'center'});
         return m.filter(e => e.getBoundingClientRect().width > 0).length""")
     assert drawn > 0, "the formulas take no room: the browser did not draw them"
-    shoot(browser, 'formulas')
+    shoot(browser, shot('formulas', lang))
 
-def test_phone(browser, server):
+@LANGS
+def test_phone(browser, server, lang):
     from selenium.webdriver.common.by import By
     browser.set_window_size(390, 844)
     try:
-        browser.get(f'{server}/{MATH_CHAPTER}.html')
+        browser.get(url(server, lang, MATH_CHAPTER))
         inner = browser.execute_script('return window.innerHeight')
         title = browser.find_element(By.CSS_SELECTOR, 'article h1')
         assert browser.execute_script('return arguments[0].getBoundingClientRect().bottom', title) < inner, \
             "the chapter's title is not on the first screen"
-        shoot(browser, 'phone')
+        shoot(browser, shot('phone', lang))
         nav = browser.find_element(By.CSS_SELECTOR, 'nav.md-nav--primary')
         assert browser.execute_script('return arguments[0].getBoundingClientRect().right', nav) <= 0, "the chapter list is folded away"
         browser.find_element(By.CSS_SELECTOR, 'label.md-header__button[for="__drawer"]').click()  # the menu button
         assert wait_for(lambda: browser.execute_script('return arguments[0].getBoundingClientRect().left', nav) >= 0)
         assert browser.find_element(By.CSS_SELECTOR, f'nav.md-nav--primary a[href="{CHAPTER}.html"]').is_displayed()
-        shoot(browser, 'phone-menu')
+        shoot(browser, shot('phone-menu', lang))
     finally: browser.set_window_size(1280, 1000)
 
-def test_search(browser, server):
+# "rectified linear unit" is in notebook 08 only; Korean, 정류 선형 유닛, in 08 and the questionnaire's answers.
+@pytest.mark.parametrize('lang, word', [('en', 'rectified'), ('ko', '정류')])
+def test_search(browser, server, lang, word):
     from selenium.webdriver.common.by import By
-    browser.get(f'{server}/index.html')
+    browser.get(url(server, lang, 'index'))
     box = browser.find_element(By.CSS_SELECTOR, 'input.md-search__input')
     box.click()
-    box.send_keys('rectified')  # "rectified linear unit", in notebook 08 only
+    box.send_keys(word)
     hits = lambda: [a.get_attribute('href') for a in browser.find_elements(By.CSS_SELECTOR, '.md-search-result__link')]
-    assert wait_for(lambda: any(f'{MATH_CHAPTER}.html' in h for h in hits())), f"search found {hits()}"
-    shoot(browser, 'search')
+    assert wait_for(lambda: any(h.startswith(url(server, lang, MATH_CHAPTER)) for h in hits())), f"search found {hits()}"
+    shoot(browser, shot('search', lang))
 
-def test_dark_mode(browser, server):
+@LANGS
+def test_dark_mode(browser, server, lang):
     from selenium.webdriver.common.by import By
     scheme = lambda: browser.execute_script('return document.body.getAttribute("data-md-color-scheme")')
     background = lambda: browser.execute_script('return getComputedStyle(document.body).backgroundColor')
@@ -310,13 +355,13 @@ def test_dark_mode(browser, server):
         browser.get('about:blank')
         browser.execute_cdp_cmd('Storage.clearDataForOrigin', {'origin': server, 'storageTypes': 'local_storage'})
     forget()
-    browser.get(f'{server}/{CHAPTER}.html')
+    browser.get(url(server, lang, CHAPTER))
     assert wait_for(lambda: scheme() == 'default' and not dark(background())), (scheme(), background())
     browser.execute_cdp_cmd('Emulation.setEmulatedMedia', {'features': [{'name': 'prefers-color-scheme', 'value': 'dark'}]})
     try:
-        browser.get(f'{server}/{CHAPTER}.html')
+        browser.get(url(server, lang, CHAPTER))
         assert wait_for(lambda: scheme() == 'slate' and dark(background())), (scheme(), background())
-        shoot(browser, 'dark')
+        shoot(browser, shot('dark', lang))
         # The toggle overrides the browser's preference: light, then dark, then the browser's again.
         toggle = lambda: browser.find_element(By.CSS_SELECTOR, 'form[data-md-component="palette"] label:not([hidden])').click()
         toggle()
@@ -326,3 +371,17 @@ def test_dark_mode(browser, server):
     finally:
         browser.execute_cdp_cmd('Emulation.setEmulatedMedia', {'features': []})
         forget()
+
+@LANGS
+def test_language_switch_in_browser(browser, server, site, lang):
+    "The header's switch leads from a chapter to the same chapter in the other language."
+    from selenium.webdriver.common.by import By
+    browser.get(url(server, lang, CHAPTER))
+    browser.find_element(By.CSS_SELECTOR, '.md-header .md-select button').click()  # the list opens on focus
+    link = browser.find_element(By.CSS_SELECTOR, f'.md-header a.md-select__link[hreflang="{other(lang)}"]')
+    assert wait_for(link.is_displayed), "the language list does not open"
+    shoot(browser, shot('switch', lang))
+    link.click()
+    assert wait_for(lambda: browser.current_url == url(server, other(lang), CHAPTER)), browser.current_url
+    assert browser.find_element(By.TAG_NAME, 'html').get_attribute('lang') == other(lang)
+    assert browser.find_element(By.CSS_SELECTOR, 'article h1').text.strip('¶') == title_of(site, CHAPTER, other(lang))
