@@ -8,6 +8,7 @@ import polib, pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT/'tools'))
 import translate as tr
+from site_hooks import slug   # a heading's anchor, Hangul kept: the site's own rule
 
 KO = ROOT/'nbs'/'ko'
 GLOSSARY = [l.split('\t') for l in (KO/'glossary.tsv').read_text(encoding='utf-8').splitlines() if l.strip()]
@@ -114,10 +115,6 @@ def test_glossary_misses():
 def test_numbers_differ():
     assert numbers_differ('1010 threes, then 1028 sevens.', '3 이미지 1010개, 이어서 7 이미지 1028개') == []
     assert numbers_differ('a batch of 256', '64개짜리 배치') == ['256', '64']
-
-def slug(text):
-    "A heading's anchor, as Jupyter and GitHub make it: lowercase, punctuation dropped, spaces to '-', Hangul kept."
-    return re.sub(r'[-\s]+', '-', re.sub(r'[^\w\s-]', '', text.replace('`', '')).strip().lower())
 
 def anchors(nb):
     "The anchors of the headings of a notebook (not inside fenced code)."
