@@ -7,25 +7,26 @@ __all__ = ['check_whole', 'check_positive', 'check_one_of', 'check_same_shape', 
            'check_subfolders', 'checked', 'CLIError', 'printable']
 
 # %% ../nbs/90_checks.ipynb #af9c20fc
-import functools, numbers, operator
+import functools, math, numbers, operator
 from pathlib import Path
 
 # %% ../nbs/90_checks.ipynb #9b0b76e5
 def _who(fn): return f"{fn}: " if fn else ''
 
-def check_whole(name, v, lo=1, fn=None):
-    "`v` as an `int` if it is a whole number >= `lo`; a `TypeError` for another type (`bool` too), else a `ValueError`."
+def check_whole(name, v, lo=1, fn=None, hi=None):
+    "`v` as an `int` if it is a whole number from `lo` (to `hi`); a `TypeError` for another type (`bool` too), else a `ValueError`."
     if isinstance(v, bool): raise TypeError(f"{_who(fn)}{name} must be a whole number, got {v!r}.")
     try: n = operator.index(v)
     except TypeError: raise TypeError(f"{_who(fn)}{name} must be a whole number, got {v!r} ({type(v).__name__}).") from None
     if n < lo: raise ValueError(f"{_who(fn)}{name} must be >= {lo}, got {n}.")
+    if hi is not None and n > hi: raise ValueError(f"{_who(fn)}{name} must be <= {hi}, got {n}.")
     return n
 
 def check_positive(name, v, fn=None):
-    "`v` if it is a real number above 0; a `TypeError` for another type (`bool` too), a `ValueError` for the rest."
+    "`v` if it is a finite real number above 0; a `TypeError` for another type (`bool` too), a `ValueError` for the rest."
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"{_who(fn)}{name} must be a number, got {v!r} ({type(v).__name__}).")
-    if not v > 0: raise ValueError(f"{_who(fn)}{name} must be positive, got {v!r}.")
+    if not 0 < v < math.inf: raise ValueError(f"{_who(fn)}{name} must be positive and finite, got {v!r}.")
     return v
 
 # %% ../nbs/90_checks.ipynb #43b97b23

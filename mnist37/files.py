@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['kind_of', 'NotRegularFile', 'check_target', 'check_writable', 'check_output_file', 'check_output_folder',
-           'atomic_write_all', 'atomic_write', 'open_regular', 'sha256']
+           'atomic_write_all', 'atomic_write', 'open_regular', 'FileTooLarge', 'read_regular', 'sha256']
 
 # %% ../nbs/91_data_plumbing.ipynb #d2d560e8
 import errno, hashlib, os, stat, tempfile
@@ -101,6 +101,19 @@ def open_regular(path):
         raise NotRegularFile(path, kind_of(mode))
     os.set_blocking(fd, True)
     return os.fdopen(fd, 'rb')
+
+class FileTooLarge(OSError):
+    "`path` is a regular file, but larger than the `limit` bytes its reader accepts."
+    def __init__(self, path, size, limit):
+        super().__init__(errno.EFBIG, f'{size:,} bytes, more than the {limit:,} such a file can be', str(path))
+
+def read_regular(path, limit):
+    "The bytes of the regular file `path` (read as `open_regular` does), or a `FileTooLarge` if it has more than `limit`."
+    with open_regular(path) as f:
+        if (size := os.fstat(f.fileno()).st_size) > limit: raise FileTooLarge(path, size, limit)
+        data = f.read(limit + 1)   # the file may grow while it is read
+    if len(data) > limit: raise FileTooLarge(path, len(data), limit)
+    return data
 
 def sha256(fname):
     "Hex SHA-256 of the file `fname`."
