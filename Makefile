@@ -12,7 +12,7 @@ endif
 # Jupyter refuses to run as root (containers, CI machines) unless told it is on purpose.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: course test learner learner-tests learner-notebooks lab venv export notebooks clean site browser bench lock
+.PHONY: course test learner learner-tests learner-notebooks as-user lab venv export notebooks clean site browser bench lock
 
 # The venv is rebuilt only when the requirements or the lock change. settings.ini declares ranges;
 # requirements.lock holds the exact versions that were tested, so every machine gets the same set.
@@ -78,7 +78,7 @@ test: venv browser
 	$(BIN)/pytest tests/ --durations=8; rc=$$?; wait; \
 	echo "== the teaching notebooks in a learner's Python (make learner-notebooks):"; cat $$log; lrc=$$(cat $$log.rc); \
 	rm -f $$log $$log.rc; [ $$rc = 0 ] && [ $$lrc = 0 ]
-	$(MAKE) --no-print-directory learner-tests
+	$(MAKE) --no-print-directory learner-tests as-user
 
 # A learner's own Python, beside the dev venv, as Colab or a fresh Jupyter has it: the oldest Python that settings.ini's
 # min_python allows on this machine (Debian 12's /usr/bin/python3.11, 3.11.2, whose tarfile has no extraction filter),
@@ -112,6 +112,18 @@ KO_NOTEBOOKS := $(filter-out nbs/ko/09_% nbs/ko/10_%,$(wildcard nbs/ko/[01][0-9]
 learner-notebooks: $(LEARNER_PKG)
 	MPLBACKEND= OMP_NUM_THREADS=1 $(LEARNER)/bin/python tools/run_alone.py --jobs $(LEARNER_JOBS) --skip bench nbs/[01][0-9]_*.ipynb $(KO_NOTEBOOKS)
 learner: learner-notebooks learner-tests
+
+# Root ignores file permissions, so the hostile-input tests marked `as_user` run once more as AS_USER (with runuser),
+# in the learner's Python: Debian's, which that user can execute (the dev venv's Python lives under /root).
+AS_USER ?= nobody
+as-user: $(LEARNER_PKG)
+	@if [ "$$(id -u)" != 0 ]; then echo "as-user: not root, so the tests above already ran with permissions"; exit 0; fi; \
+	if ! runuser -u $(AS_USER) -- $(LEARNER)/bin/python -c 'import mnist37' 2>/dev/null; then \
+	  echo "as-user: skipped: $(AS_USER) cannot run $(LEARNER)/bin/python with this tree's mnist37 (folder permissions)"; exit 0; fi; \
+	home=$$(mktemp -d); trap 'rm -rf "$$home"' EXIT; chown $(AS_USER) "$$home"; \
+	echo "== the hostile-input tests marked as_user, as $(AS_USER):"; \
+	runuser -u $(AS_USER) -- env HOME="$$home" PYTHONDONTWRITEBYTECODE=1 MPLBACKEND=Agg \
+	  $(LEARNER)/bin/pytest -q -p no:cacheprovider -m as_user --durations=5 --basetemp="$$home/tmp" tests/test_hostile*.py
 
 # The speed benchmark, not part of `make test`: the book's pipelines and mnist37's fast paths side by side,
 # medians of repeats, into bench/results.json and bench/results.md. Options in BENCH_ARGS (see bench/README.md).

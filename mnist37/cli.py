@@ -9,11 +9,11 @@ __all__ = ['usage_error', 'cmd_ladder', 'cmd_results', 'cmd_train', 'cmd_predict
 import argparse, contextlib, json, os, signal, sys, warnings
 
 from . import __version__
-from .checks import CLIError, printable
+from .checks import CLIError, MAX_SEED, print_escaped, SafeStderr
 from .files import check_output_file, check_output_folder
 from .ladder import check_models, row_summary
 from .recipes import DATASETS, DESCRIPTION, EVAL_SET, kinds, recipe, training_line
-from .modelfile import model_record, save_model, check_model_path, read_model, load_model
+from .modelfile import MAX_EPOCHS, model_record, save_model, check_model_path, read_model, load_model
 from .predict import prepare_images, predict_prepared, evaluate_model, confusion_table
 
 # %% ../nbs/15_cli.ipynb #c8ed5482
@@ -46,11 +46,32 @@ def _check_out(check, out, *args):
     except ValueError as e: raise CLIError(f"--out {e}", code=2) from None
 
 # %% ../nbs/15_cli.ipynb #83aa554d
-def _say(msg): print(msg, file=sys.stderr, flush=True)
+def _say(*lines): print_escaped(_STDERR, *lines)
 
-def _progress(): return sys.stderr.isatty()
+def _out(*lines):
+    try: print_escaped(sys.stdout, *lines)
+    except BrokenPipeError: raise                  # `| head`: `main` ends quietly
+    except OSError as e: _drop_stdout(); raise CLIError(f"standard output cannot be written: {e.strerror or e}") from None
 
-def _stdout_to_stderr(): sys.stdout.flush(); return contextlib.redirect_stdout(sys.stderr)
+def _progress(): return _STDERR.isatty()
+
+def _stdout_to_stderr(): sys.stdout.flush(); return contextlib.redirect_stdout(_STDERR)
+
+# %% ../nbs/15_cli.ipynb #017efa76
+_STDERR = SafeStderr()   # appendix A: where a closed or full stderr loses a message instead of failing
+
+def _drop_stdout():
+    "Point a failed stdout (a closed pipe, a full disk) at the null device, so that Python's last flush at exit is quiet."
+    with contextlib.suppress(Exception): os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+def _hold_std_fds():
+    "Give each closed standard file descriptor (0 to 2) the null device: a file the command opens must not take its number."
+    while (fd := os.open(os.devnull, os.O_RDWR)) <= 2: pass   # each open takes the lowest free number
+    os.close(fd)
+
+def _json(data):
+    try: return json.dumps(data, indent=1, allow_nan=False).splitlines()   # its lines; NaN and Infinity are not JSON
+    except ValueError: raise CLIError("the results hold a number that is not finite (NaN or infinity), which JSON cannot hold") from None
 
 # %% ../nbs/15_cli.ipynb #6a84e7af
 def cmd_ladder(args):
@@ -71,7 +92,7 @@ def cmd_ladder(args):
         rungs = ladder_rungs(args.dataset, 'beside' if args.book else 'fast', args.seed, args.epochs, _progress(), device=device, verbose=args.verbose)
         rows = run_ladder(rungs, models, args.dataset, on_start=starting, on_row=lambda row: _say(row_summary(row)))
     if out: _say(f"saved {', '.join(map(str, save_ladder(rows, out, DESCRIPTION[args.dataset], EVAL_SET[args.dataset])))}")
-    print(json.dumps(rows, indent=1) if args.json else format_results(rows))
+    _out(*(_json(rows) if args.json else format_results(rows).splitlines()))
     return 0
 
 def cmd_results(args):
@@ -79,7 +100,7 @@ def cmd_results(args):
     from mnist37.ladder import load_results, format_results
     try: rows = load_results(args.file)
     except ValueError as e: raise CLIError(e) from None
-    print(json.dumps(rows, indent=1) if args.json else format_results(rows))
+    _out(*(_json(rows) if args.json else format_results(rows).splitlines()))
     return 0
 
 def _for(dataset): return '' if dataset == 'sample' else ' for all ten digits'
@@ -94,10 +115,11 @@ def cmd_train(args):
     from mnist37.recipes import train
     with _stdout_to_stderr():
         model, acc, secs = train(args.model, args.dataset, args.seed, epochs, _progress(), log=_say, device=device, verbose=args.verbose)
-    save_model(model_record(model, args.model, acc, args.seed, epochs, args.dataset), out)
-    print(f"{printable(out)}: {args.model}{_for(args.dataset)}, {EVAL_SET[args.dataset]} accuracy {acc:.4f} "
-          f"after {epochs} epoch{'s'[:epochs>1]} ({secs:.1f} s)")
-    return 0
+    line = (f"{out}: {args.model}{_for(args.dataset)}, {EVAL_SET[args.dataset]} accuracy {acc:.4f} "
+            f"after {epochs} epoch{'s'[:epochs>1]} ({secs:.1f} s)")
+    try: save_model(model_record(model, args.model, acc, args.seed, epochs, args.dataset), out, then=lambda: _out(line))
+    except ValueError as e: raise CLIError(f"the trained model cannot be saved ({e}); train it again with another --seed") from None
+    return 0   # `then`: the file is put in place only once its line is printed
 
 def _device(args, loading=None):
     "The `torch.device` of `--device`, saying it is `loading` the data; a usage error when this machine does not have it."
@@ -124,11 +146,11 @@ def cmd_predict(args):
     for e in bad: _say(f"mnist37: error: {e}")
     if len(bad) == len(prepared): return 1        # nothing to predict: no need to load the model
     device, (model, rec) = _device(args), load_model(args.model)
-    if _progress() and not args.json: _say(f"{printable(args.model)} knows {'only ' * (rec['dataset'] == 'sample')}{DESCRIPTION[rec['dataset']]}: every image is called one of them")
+    if _progress() and not args.json: _say(f"{args.model} knows {'only ' * (rec['dataset'] == 'sample')}{DESCRIPTION[rec['dataset']]}: every image is called one of them")
     results = predict_prepared(model.to(device), rec, prepared)
     for r in ([] if args.json else results):
-        if 'digit' in r: print(f"{printable(r['path'])}: {r['digit']} (p={r['probability']:.3f})")
-    if args.json: print(json.dumps(results, indent=1))
+        if 'digit' in r: _out(f"{r['path']}: {r['digit']} (p={r['probability']:.3f})")
+    if args.json: _out(*_json(results))
     return 1 if bad else 0
 
 def cmd_eval(args):
@@ -136,11 +158,11 @@ def cmd_eval(args):
     device, (model, rec) = _device(args), load_model(args.model)
     _check_dataset(args, rec)
     res = evaluate_model(model.to(device), rec)
-    if args.json: print(json.dumps({'path': str(args.model), 'kind': rec['kind'], 'dataset': rec['dataset'], **res}, indent=1)); return 0
-    print(f"{printable(args.model)}: {rec['kind']} model{_for(rec['dataset'])}, trained for {rec['epochs']} epoch{'s'[:rec['epochs']>1]} "
-          f"(seed {rec['seed']}) by mnist37 {printable(rec['mnist37_version'])}")
-    print(f"{EVAL_SET[rec['dataset']]} accuracy: {res['accuracy']:.4f} ({res['correct']} of {res['total']} images)")
-    print(confusion_table(res))
+    if args.json: _out(*_json({'path': str(args.model), 'kind': rec['kind'], 'dataset': rec['dataset'], **res})); return 0
+    _out(f"{args.model}: {rec['kind']} model{_for(rec['dataset'])}, trained for {rec['epochs']} epoch{'s'[:rec['epochs']>1]} "
+         f"(seed {rec['seed']}) by mnist37 {rec['mnist37_version']}")
+    _out(f"{EVAL_SET[rec['dataset']]} accuracy: {res['accuracy']:.4f} ({res['correct']} of {res['total']} images)")
+    _out(*confusion_table(res).splitlines())
     return 0
 
 # %% ../nbs/15_cli.ipynb #956b323b
@@ -161,8 +183,8 @@ def make_parser():
         return sp
     own = '; '.join(f"{ds}: " + ', '.join(f'{k} {recipe(k, ds).epochs}' for k in kinds(ds)) for ds in DATASETS)
     def seed_epochs(sp, what):
-        sp.add_argument('--epochs', type=_whole(1), metavar='N', help=f"epochs for {what} (default: each model's own, {own})")
-        sp.add_argument('--seed', type=_whole(0, 2**32 - 1), default=42, help='random seed (default: 42)')
+        sp.add_argument('--epochs', type=_whole(1, MAX_EPOCHS), metavar='N', help=f"epochs for {what} (default: each model's own, {own})")
+        sp.add_argument('--seed', type=_whole(0, MAX_SEED), default=42, help='random seed (default: 42)')
         sp.add_argument('--verbose', action='store_true', help="also print each epoch's losses and accuracy")
     def dataset(sp, help=None):
         sp.add_argument('--dataset', choices=DATASETS, default=None if help else 'sample',
@@ -216,8 +238,7 @@ def _data_error(e):
     data = sys.modules.get('mnist37.data')
     return data is not None and isinstance(e, data.MNISTDataError)
 
-def _warn(message, category, *args, **kwargs):
-    print(f"mnist37: warning: {printable(' '.join(str(message).split()))}", file=sys.stderr, flush=True)
+def _warn(message, category, *args, **kwargs): _say(f"mnist37: warning: {' '.join(str(message).split())}")
 
 def main(argv=None):
     "Run the `mnist37` command with the arguments `argv` (default: the command line's); return the exit status."
@@ -225,6 +246,7 @@ def main(argv=None):
     warnings.showwarning = _warn                                                   # one line each, like the errors
     if argv is None:   # the console script, not a call from Python: `kill` cleans up like Ctrl-C
         with contextlib.suppress(ValueError): signal.signal(signal.SIGTERM, _on_sigterm)
+        _hold_std_fds()
     try:
         args = make_parser().parse_args(None if argv is None else [str(a) for a in argv])
         if args.command is None: raise CLIError("no command given; choose one of ladder, train, predict, eval, results (see `mnist37 --help`)", code=2)
@@ -235,14 +257,14 @@ def main(argv=None):
     except KeyboardInterrupt: msg, code = 'interrupted', 130
     except _Terminated: msg, code = 'terminated', 143
     except BrokenPipeError:                              # e.g. `mnist37 predict ... | head -1`
-        with contextlib.suppress(Exception): os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         return 1
     except OSError as e:                                 # the machine's problem, not ours: a full disk, a permission
         if os.environ.get('MNIST37_DEBUG'): raise
-        msg, code = f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}", 1
+        msg, code = f"{f'{e.filename}: ' if e.filename else ''}{e.strerror or e}", 1
     except Exception as e:
         if os.environ.get('MNIST37_DEBUG'): raise
         msg, code = (str(e) if _data_error(e) else
                      f"unexpected {type(e).__name__}: {e} (this is a bug; set MNIST37_DEBUG=1 to see the traceback)"), 1
-    print(f"mnist37: error: {' '.join(msg.split())}", file=sys.stderr, flush=True)
+    _say(f"mnist37: error: {' '.join(msg.split())}")
     return code

@@ -23,7 +23,7 @@ from fastai.learner import Learner
 from fastai.optimizer import SGD
 import fastai.callback.progress  # adds Learner.no_bar
 
-from .checks import check_whole, check_positive, check_pairs
+from .checks import check_whole, check_positive, check_pairs, check_seed
 from .data import mnist_sample_path, load_split
 from .loss import mnist_loss
 from .training import batch_accuracy
@@ -37,8 +37,9 @@ def _check_xy(name, x, y):
     check_pairs('fit_fast', name, x, y)
     if len(x) == 0: raise ValueError(f"fit_fast: the {name} set is empty.")
 
-def _check_fit(model, train_x, train_y, valid_x, valid_y, epochs, lr, bs):
+def _check_fit(model, train_x, train_y, valid_x, valid_y, epochs, lr, bs, seed=None):
     "`fit_fast`'s arguments checked: its data, numbers and model; `(epochs, bs, lr)` as it uses them."
+    if seed is not None: check_seed(seed, fn='fit_fast')
     _check_xy('train', train_x, train_y); _check_xy('valid', valid_x, valid_y)
     epochs, bs = check_whole('epochs', epochs, lo=0, fn='fit_fast'), check_whole('bs', bs, fn='fit_fast')
     lr = check_positive('lr', lr, fn='fit_fast')
@@ -73,7 +74,7 @@ def fit_fast(model, train_x, train_y, valid_x, valid_y, epochs, lr, bs=256, loss
              verbose=None):
     "Train `model` on `bs`-row batches of the training tensors (on `device`), reshuffled each epoch; return a dict per epoch."
     # progress: fastprogress bars; verbose: a line per epoch (None: when there are bars), numbered from 1 as the bars are
-    epochs, bs, lr = _check_fit(model, train_x, train_y, valid_x, valid_y, epochs, lr, bs)
+    epochs, bs, lr = _check_fit(model, train_x, train_y, valid_x, valid_y, epochs, lr, bs, seed)
     if device is not None:   # the whole dataset goes there once; every batch below is gathered from it there
         model.to(device)
         train_x, train_y, valid_x, valid_y = (t.to(device) for t in (train_x, train_y, valid_x, valid_y))

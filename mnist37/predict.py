@@ -7,6 +7,7 @@ __all__ = ['model_input', 'class_probabilities', 'image_paths', 'prepare_images'
            'eval_folder', 'evaluate_model', 'confusion_table']
 
 # %% ../nbs/14_predict.ipynb #db1a9181
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,8 @@ def class_probabilities(model, x, bs=512):
     import torch
     from mnist37.fast import get_preds
     out = get_preds(model, x, bs)
+    if not out.isfinite().all():   # huge weights overflow: their probabilities would be NaN
+        raise CLIError("the model's outputs are not finite numbers, so it gives no probabilities; train it again with `mnist37 train`")
     if out.shape[1] == 1:
         p = out[:, 0].sigmoid()
         return torch.stack([p, 1 - p], 1)
@@ -36,6 +39,7 @@ def class_probabilities(model, x, bs=512):
 def image_paths(paths):
     "`paths` with every folder replaced by its PNG and JPEG files (sorted by name; hidden files and subfolders skipped)."
     out = []
+    if isinstance(paths, (str, os.PathLike)): paths = [paths]   # one path, not the characters of its name
     for p in map(Path, paths):
         try: files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
                             and not f.name.startswith('.')) if p.is_dir() else []

@@ -4,15 +4,15 @@
 
 # %% auto #0
 __all__ = ['DATASETS', 'DIGITS', 'EVAL_SET', 'DESCRIPTION', 'RECIPES', 'WAYS', 'RUNGS', 'FULL_RUNGS', 'train_linear', 'train_mlp',
-           'train_cnn', 'Recipe', 'resolve', 'kinds', 'recipe', 'build_model', 'classes', 'load_data', 'fit_recipe',
-           'training_line', 'train', 'baseline_rung', 'full_baseline_rung', 'fast_rung', 'book_rung', 'resnet18_rung',
-           'beside_book', 'ladder_rungs', 'run_fast_ladder', 'run_full', 'fit_resnet18_fast']
+           'train_cnn', 'Recipe', 'resolve', 'kinds', 'recipe', 'build_model', 'classes', 'load_data', 'check_run',
+           'fit_recipe', 'training_line', 'train', 'baseline_rung', 'full_baseline_rung', 'fast_rung', 'book_rung',
+           'resnet18_rung', 'beside_book', 'ladder_rungs', 'run_fast_ladder', 'run_full', 'fit_resnet18_fast']
 
 # %% ../nbs/93_recipes.ipynb #0771c133
 import importlib, time
 from dataclasses import dataclass, replace
 
-from .checks import check_one_of, check_whole
+from .checks import check_one_of, check_whole, check_seed
 from .ladder import ladder_row, run_ladder, print_row
 
 # %% ../nbs/93_recipes.ipynb #00693b32
@@ -83,8 +83,13 @@ def load_data(dataset='sample', inputs='flat', path=None):
     if dataset == 'full': return resolve('mnist37.full:load_full')(path)
     return resolve('mnist37.fast:sample_bytes' if inputs == 'bytes' else 'mnist37.data:load_sample')(path)
 
-def fit_recipe(r, data, seed=42, epochs=None, progress=True, bf16=None, device='auto', verbose=None, **changes):
+def check_run(seed, epochs, fn):
+    "`(seed, epochs)` checked for `fn`: a seed every generator accepts, and epochs a whole number >= 1 (None: the recipe's)."
+    return check_seed(seed, fn=fn), None if epochs is None else check_whole('epochs', epochs, fn=fn)
+
+def fit_recipe(r, data, seed=42, epochs=None, progress=True, bf16=None, device='auto', verbose=None, fn='fit_recipe', **changes):
     "Seed, build `r`'s network and train it on `data` by `fit_fast` on `device`; return `(model, history)`."
+    seed, epochs = check_run(seed, epochs, fn)
     import torch
     from fastai.torch_core import set_seed
     from fastcore.basics import noop
@@ -108,7 +113,7 @@ def train(kind, dataset='sample', seed=42, epochs=None, progress=False, path=Non
           verbose=None):
     "Train the `kind` model of `dataset` by its recipe; return `(model, accuracy to 4 places, seconds)`."
     r = recipe(kind, dataset, 'train')
-    if epochs is not None: epochs = check_whole('epochs', epochs, fn='train')
+    seed, epochs = check_run(seed, epochs, 'train')   # before the data is loaded
     data = data if data is not None else load_data(dataset, r.inputs, path)
     if log: log(training_line(kind, r.epochs if epochs is None else epochs, seed))
     model, hist = fit_recipe(r, data, seed=seed, epochs=epochs, progress=progress, device=device, verbose=verbose)
@@ -176,7 +181,7 @@ def ladder_rungs(dataset='sample', way='fast', seed=42, epochs=None, progress=Fa
                  verbose=None):
     "`{name: rung}` of `dataset`'s ladder in order, each rung training one model `way` and returning its row."
     check_one_of('way', way, WAYS)
-    if epochs is not None: check_whole('epochs', epochs, fn='ladder_rungs')   # before any data is loaded
+    check_run(seed, epochs, 'ladder_rungs')   # before any data is loaded
     if way != 'fast' and dataset != 'sample':
         raise ValueError("the book's code trains on the 3s and 7s only: way='book' or 'beside' needs the sample dataset")
     loaded = {} if data is None else {'flat': data}
@@ -211,14 +216,14 @@ def run_full(models=None, seed=42, epochs=None, progress=True, path=None, data=N
 
 def fit_resnet18_fast(path=None, epochs=None, seed=42, progress=True, bf16=None, data=None, device='auto', **changes):
     "Notebook 10's resnet18 trained by its recipe on the sample's bytes; return `(model, accuracy, seconds)`."
-    r = recipe('resnet18')
+    r, (seed, epochs) = recipe('resnet18'), check_run(seed, epochs, 'fit_resnet18_fast')
     data = data if data is not None else load_data('sample', 'bytes', path)
-    model, hist = fit_recipe(r, data, seed, epochs, progress, bf16, device, **changes)
+    model, hist = fit_recipe(r, data, seed, epochs, progress, bf16, device, fn='fit_resnet18_fast', **changes)
     return model, round(hist[-1]['accuracy'], 4), hist[-1]['seconds']
 
 def _full_trainer(kind):
     def train_kind(data, epochs=None, seed=42, progress=True):
-        return fit_recipe(recipe(kind, 'full'), data, seed, epochs, progress)
+        return fit_recipe(recipe(kind, 'full'), data, seed, epochs, progress, fn=f'train_{kind}')
     train_kind.__name__ = train_kind.__qualname__ = f'train_{kind}'
     train_kind.__doc__ = f"Notebook 11's {kind} model trained by its recipe on `data` from `load_full`; return `(model, history)`."
     return train_kind

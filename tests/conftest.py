@@ -19,6 +19,8 @@ NO_DATA = ("no MNIST data found: set MNIST37_DATA to a folder holding mnist_samp
 def pytest_configure(config):
     # fastai's import warns about torch.jit.script; it is noise here, as in every notebook.
     config.addinivalue_line('filterwarnings', 'ignore:.*torch.jit.script.*deprecated')
+    # root ignores file permissions: `make test` runs these again as an unprivileged user (the Makefile's as-user)
+    config.addinivalue_line('markers', 'as_user: a hostile-input test that `make test` also runs as a user other than root')
 
 
 _passed = pytest.StashKey[bool]()

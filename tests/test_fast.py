@@ -90,6 +90,10 @@ def test_one_cycle_is_fastais_schedule():
     (dict(epochs=-1), ValueError, 'epochs must be >= 0'),
     (dict(lr=0), ValueError, 'lr must be positive'),
     (dict(lr=float('nan')), ValueError, 'lr must be positive'),
+    (dict(lr=float('inf')), ValueError, 'lr must be positive and finite, got inf'),
+    (dict(seed=2**64), ValueError, 'fit_fast: seed must be <= 4294967295'),
+    (dict(seed=1.5), TypeError, 'fit_fast: seed must be a whole number'),
+    (dict(seed=-1), ValueError, 'fit_fast: seed must be >= 0'),
     (dict(lr='0.1'), TypeError, 'lr must be a number'),
     (dict(bs=0), ValueError, 'bs must be >= 1'),
     (dict(opt_func=BasicOptim, sched=True), TypeError, 'needs a PyTorch optimizer'),
@@ -165,7 +169,8 @@ def test_resnet18_fast_path_runs_on_a_tiny_subset():
     model, acc, secs = fit_resnet18_fast(data=(x[:32], y[:32], x[32:], y[32:]), bs=16, progress=False, bf16=False)
     assert 0 <= acc <= 1 and secs > 0
     assert model(bytes_to_input(x[:3]).to(next(model.parameters()).device)).shape == (3, 2)   # on the GPU when there is one
-    for kw, msg in ((dict(bs=0), 'bs must be >= 1'), (dict(lr=-1.), 'lr must be positive'), (dict(epochs=0.5), 'epochs must be a whole')):
+    for kw, msg in ((dict(bs=0), 'bs must be >= 1'), (dict(lr=-1.), 'lr must be positive'), (dict(epochs=0.5), 'epochs must be a whole'),
+                    (dict(epochs=0), 'fit_resnet18_fast: epochs must be >= 1'), (dict(seed=-1), 'seed must be >= 0')):
         with pytest.raises((ValueError, TypeError), match=msg): fit_resnet18_fast(data=(x, y, x, y), progress=False, **kw)
 
 def test_fast_resnet18_shapes():
@@ -182,6 +187,8 @@ def test_beside_book():
     (dict(models=()), ValueError, "unknown model ''"),
     (dict(models='linear', epochs=0), ValueError, 'epochs must be >= 1'),
     (dict(models='linear', epochs=2.5), TypeError, 'epochs must be a whole number'),
+    (dict(models='linear', seed=2**64), ValueError, 'seed must be <= 4294967295'),
+    (dict(models='linear', seed=1.5), TypeError, 'seed must be a whole number'),
 ])
 def test_run_fast_ladder_bad_arguments(kw, err, msg):
     with pytest.raises(err, match=msg): run_fast_ladder(progress=False, **kw)
