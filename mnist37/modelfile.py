@@ -50,7 +50,7 @@ def save_model(record, path, then=None):
 # %% ../nbs/12_model_file.ipynb #792f6cc8
 import numbers, operator, os, re, zipfile
 from functools import lru_cache
-from .checks import checked
+from .checks import MAX_SEED, checked
 
 # Far above what `mnist37 train` writes (resnet18: 47 MB in 138 records, 14 KB of fields), far below what hurts.
 _MAX_FILE, _MAX_RECORDS, _MAX_FIELDS_BYTES, _MAX_TEXT, MAX_EPOCHS = 2**28, 1024, 2**20, 64, 10**6
@@ -110,7 +110,7 @@ _FIELDS = {   # each field of a model record: record -> (test of its value, what
     'classes': lambda r: _like(classes(r['kind'], r['dataset'])),
     'preprocessing': lambda r: _like(preprocessing(r['kind'], r['dataset'])),
     'accuracy': lambda r: ((lambda v: type(v) is float and 0 <= v <= 1), 'a number from 0 to 1'),
-    'seed': lambda r: _whole(0, 2**32 - 1),                              # as `--seed` accepts
+    'seed': lambda r: _whole(0, MAX_SEED),                               # as `--seed` accepts
     'epochs': lambda r: _whole(1, MAX_EPOCHS),
     'state_dict': lambda r: ((lambda v: isinstance(v, dict)), 'a dict of tensors'),   # the tensors: `_weights_problem`
     'weights_sha256': lambda r: ((lambda v: type(v) is str and re.fullmatch('[0-9a-f]{64}', v) is not None),
