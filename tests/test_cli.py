@@ -435,7 +435,7 @@ USAGE = [(['train', '--model', 'cnn', '--out', 'm.pt'], "argument --model: inval
          (['train', '--model', 'linear', '--out', 'no-such-folder/m.pt'], 'the folder no-such-folder does not exist'),
          (['train', '--model', 'linear', '--out', 'existing-folder'], '--out existing-folder is a folder'),
          (['train', '--model', 'linear', '--out', 'new-folder/'], '--out new-folder/ is a folder; give the file to write'),
-         (['train', '--model', 'linear', '--out', 'm.pt', '--epochs', '0'], "--epochs: must be a whole number >= 1, got '0'"),
+         (['train', '--model', 'linear', '--out', 'm.pt', '--epochs', '0'], "--epochs: must be a whole number from 1 to 1000000, got '0'"),
          (['train', '--model', 'linear', '--out', 'm.pt', '--epochs', 'many'], "got 'many'"),
          (['train', '--model', 'linear', '--out', 'm.pt', '--seed', '-1'], '--seed: must be a whole number from 0'),
          (['ladder', '--models', 'linear,cnn', '--out', 'res'], "--models: unknown model 'cnn'"),

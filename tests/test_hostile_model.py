@@ -5,7 +5,7 @@ TorchScript and zip records that lie, and the library's own functions given what
 Each hostile file is a real model record changed in one way and saved by `torch.save`, most with a *valid*
 `weights_sha256`: the point is that the checksum does not save you. Files are made under pytest's tmp folders;
 every command runs with a timeout (test_hostile's `run`)."""
-import math, resource, struct, subprocess, zipfile
+import contextlib, io, math, resource, struct, subprocess, warnings, zipfile
 
 import numpy as np
 import pytest
@@ -116,14 +116,24 @@ EVALS = {   # model file: words its one error line must hold (each also fails on
     'torchscript': ['is a TorchScript file', 'torch.jit.save'],
 }
 
+def run_main(*args):
+    "`mnist37.cli.main(args)` in this process (no start-up to wait for), as a CompletedProcess like test_hostile's `run`."
+    from mnist37.cli import main
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        import mnist37.fast   # noqa: F401  (fastai's import warns once per process; a command starts with it done)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): code = main([str(a) for a in args])
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
 @pytest.fixture(scope='module')
 def eval_runs(env, hostile, a3):
-    "`eval` of each file of EVALS and `predict` of the two whose weights give non-finite outputs, a few at a time."
-    cases = {n: ['eval', hostile/f'{n}.pt'] for n in EVALS}
-    cases['predict-complex-nan'] = ['predict', hostile/'complex-nan.pt', a3]
-    cases['predict-huge-weights'] = ['predict', hostile/'huge-weights.pt', a3, '--json']
-    cases['eval-huge-weights'] = ['eval', hostile/'huge-weights.pt', '--json']
-    return run_all(env, cases)
+    "`eval` of each file of EVALS and `predict` of the two whose weights give non-finite outputs (in-process but one)."
+    runs = {n: run_main('eval', hostile/f'{n}.pt') for n in EVALS}
+    runs['predict-complex-nan'] = run_main('predict', hostile/'complex-nan.pt', a3)
+    runs['predict-huge-weights'] = run_main('predict', hostile/'huge-weights.pt', a3, '--json')
+    runs['eval-huge-weights'] = run_all(env, {0: ['eval', hostile/'huge-weights.pt', '--json']})[0]   # needs the data
+    return runs
 
 @pytest.mark.parametrize('name', EVALS)
 def test_eval_refuses_hostile_model_file(eval_runs, hostile, name):
