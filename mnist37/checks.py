@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['MAX_SEED', 'check_whole', 'check_positive', 'check_seed', 'check_one_of', 'check_same_shape', 'check_not_empty',
-           'check_pairs', 'check_subfolders', 'checked', 'CLIError', 'printable', 'print_escaped', 'SafeStderr']
+           'check_pairs', 'check_path', 'check_subfolders', 'checked', 'CLIError', 'printable', 'print_escaped',
+           'SafeStderr']
 
 # %% ../nbs/90_checks.ipynb #af9c20fc
-import contextlib, functools, io, math, numbers, operator, sys
+import contextlib, functools, io, math, numbers, operator, os, sys
 from pathlib import Path
 
 # %% ../nbs/90_checks.ipynb #9b0b76e5
@@ -55,6 +56,12 @@ def check_pairs(fn, name, x, y):
     "A `ValueError` from `fn` unless the images `x` and the labels `y` of the `name` set are as many."
     if len(x) != len(y):
         raise ValueError(f"{fn}: {name}_x has {len(x)} rows but {name}_y has {len(y)}; each image needs exactly one label.")
+
+def check_path(name, v, what, fn=None):
+    "`v` if it is a path (a `str` or an `os.PathLike`), else a `TypeError` that says it should be a path to `what`."
+    if not isinstance(v, (str, os.PathLike)):
+        raise TypeError(f"{_who(fn)}{name} must be a path (a str or a Path) to {what}, got {type(v).__name__}.")
+    return v
 
 def check_subfolders(fn, path, names, fix):
     "A `ValueError` from `fn` unless the folder `path` holds each subfolder in `names`; the message ends in the advice `fix`."

@@ -45,7 +45,7 @@ def load_sample(path=None, cache=True):
 import io, os
 from PIL import UnidentifiedImageError
 from PIL.PngImagePlugin import PngImageFile
-from .checks import checked, check_whole
+from .checks import checked, check_path, check_whole
 from .files import read_regular
 
 SAMPLE_COUNTS = {'train/3': 6131, 'train/7': 6265, 'valid/3': 1010, 'valid/7': 1028}
@@ -82,7 +82,7 @@ def _not_empty(folder):
 decode_digit = checked(_not_empty)(decode_digit)
 
 def _check_split(path, classes, labels=None, cache=True):
-    os.fspath(path)   # a TypeError for what is not a path
+    check_path('path', path, 'a split folder such as train/ or valid/', fn='load_split')
     if not isinstance(classes, (str, list, tuple)) or not classes or not all(isinstance(c, str) for c in classes):
         raise ValueError(f"load_split: classes must name one class folder or more, like '37' or ['3', '7'], got {classes!r}")
     if labels is None: return
@@ -96,7 +96,8 @@ load_split = checked(_check_split)(load_split)
 import numpy as np
 import torch
 import configparser, errno, hashlib, io, shutil, warnings, tarfile, tempfile, time, zlib
-from .files import atomic_write, open_regular, read_regular, sha256
+from .checks import check_path
+from .files import atomic_write, new_folder, open_regular, read_regular, sha256
 
 # %% ../nbs/91_data_plumbing.ipynb #d1e65a65
 def _count_pngs(folder):
@@ -282,13 +283,9 @@ def _read_cache(fn, n):
         return None
     return np.frombuffer(images, np.uint8).reshape(n, 28, 28).copy()
 
-def _check_folder(folder):
-    if not isinstance(folder, (str, os.PathLike)):
-        raise TypeError(f"folder must be a path (a str or a Path) to a folder of PNG files, got {type(folder).__name__}")
-
 def load_digit_bytes(folder, cache=True):
     "The images in `folder` as a uint8 tensor (n, 28, 28), from the cache when it is current."
-    _check_folder(folder)
+    check_path('folder', folder, 'a folder of PNG files', fn='load_digit_bytes')
     folder = Path(folder).resolve()
     if not cache: return torch.from_numpy(decode_digit(folder))
     if not folder.is_dir(): raise MNISTDataError(f"{folder} is not a folder of images. Check the dataset path (see mnist_sample_path).")
@@ -300,9 +297,9 @@ def load_digit_bytes(folder, cache=True):
     arr = decode_digit(folder)
     fn = cache_dir()/f'{key}-{_digest(arr)}.npy'
     try:
-        fn.parent.mkdir(parents=True, exist_ok=True)
-        for old in fn.parent.glob(f'{stem}-*.npy'): old.unlink(missing_ok=True)  # stale or damaged keys of this folder
-        atomic_write(fn, lambda f: np.save(f, arr))
+        with new_folder(fn.parent, parents=True):
+            for old in fn.parent.glob(f'{stem}-*.npy'): old.unlink(missing_ok=True)  # stale or damaged keys of this folder
+            atomic_write(fn, lambda f: np.save(f, arr))
     except OSError as e:
         warnings.warn(f"the cache of decoded images cannot be written in {fn.parent} ({e.strerror or e}); decoding without "
                       f"it. Set MNIST37_CACHE to a folder you can write to keep the images decoded.", stacklevel=2)

@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['kind_of', 'NotRegularFile', 'check_target', 'check_replaceable', 'check_writable', 'check_output_file',
-           'check_output_folder', 'atomic_write_all', 'atomic_write', 'open_regular', 'FileTooLarge', 'read_regular',
-           'sha256']
+           'check_output_folder', 'atomic_write_all', 'atomic_write', 'new_folder', 'open_regular', 'FileTooLarge',
+           'read_regular', 'sha256']
 
 # %% ../nbs/91_data_plumbing.ipynb #d2d560e8
-import errno, fcntl, hashlib, os, stat, struct, tempfile
+import contextlib, errno, fcntl, hashlib, os, stat, struct, tempfile
 from pathlib import Path
 
 _KINDS = ((stat.S_ISREG, 'a regular file'), (stat.S_ISDIR, 'a folder'), (stat.S_ISLNK, 'a symbolic link'),
@@ -126,6 +126,18 @@ def atomic_write_all(writes, then=None):
 def atomic_write(path, write, mode='wb', then=None):
     "`write(f)` into a temporary file beside `path`, `then()`, and a rename to `path`: on any failure, `path` is as it was."
     return atomic_write_all({path: (write, mode)}, then)[0]
+
+@contextlib.contextmanager
+def new_folder(folder, parents=False):
+    "Create `folder` (and its missing `parents`) for the block; remove what was created if the block fails."
+    folder = Path(folder)
+    made = [d for d in (folder, *folder.parents) if not d.exists()] if parents else [folder] * (not folder.exists())
+    folder.mkdir(parents=parents, exist_ok=True)
+    try: yield folder
+    except BaseException:
+        for d in made:   # innermost first; one that is not empty (someone else's now) stays
+            with contextlib.suppress(OSError): d.rmdir()
+        raise
 
 def open_regular(path):
     "Open `path` to read bytes, without blocking on a FIFO or a device: a `NotRegularFile` says what it is if not a file."

@@ -52,11 +52,18 @@ def open_image(path, max_pixels=MAX_PIXELS):
 MAX_SCANS = 100   # libjpeg's progressive JPEGs have about 10 scans; each scan is a pass over the whole image
 MAX_FRAMES = 1    # an animated PNG: a digit is one picture
 
+def _count(fd, marker, chunk=1 << 20):
+    "How many times the 2-byte `marker` occurs in the file `fd`, read a `chunk` at a time (PIL's position is left alone)."
+    n, pos, last = 0, 0, b''
+    while block := os.pread(fd, chunk, pos):
+        n += (last + block).count(marker)   # `last`, one byte, holds no whole marker: none is counted twice
+        last, pos = block[-1:], pos + len(block)
+    return n
+
 def _check_work(p, f, im):
     "A `CLIError` when the opened image `im` (file `f`, path `p`) would take too many passes to decode."
     if im.format == 'JPEG':   # count SOS markers: in entropy-coded data 0xFF is followed by 0x00 or RSTn, never 0xDA
-        scans = os.pread(f.fileno(), os.fstat(f.fileno()).st_size, 0).count(b'\xff\xda')
-        if scans > MAX_SCANS:
+        if (scans := _count(f.fileno(), b'\xff\xda')) > MAX_SCANS:
             raise CLIError(f"{p} is a JPEG of {scans} scans, more than the {MAX_SCANS} a photo needs (decoding it would "
                            f"take minutes); save it again as an ordinary JPEG or a PNG")
     if getattr(im, 'n_frames', 1) > MAX_FRAMES:

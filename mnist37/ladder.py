@@ -8,13 +8,13 @@ __all__ = ['MAX_NAME', 'FORMATS', 'MAX_RESULTS', 'COLOURS', 'ladder_row', 'row_s
            'print_results', 'ladder_figure', 'save_ladder']
 
 # %% ../nbs/92_ladder.ipynb #e15ae38d
-import contextlib, json, math, numbers, reprlib
+import json, math, numbers, reprlib
 from pathlib import Path
 
 import numpy as np
 
 from .checks import printable
-from .files import FileTooLarge, NotRegularFile, atomic_write, atomic_write_all, read_regular
+from .files import FileTooLarge, NotRegularFile, atomic_write, atomic_write_all, new_folder, read_regular
 
 # %% ../nbs/92_ladder.ipynb #7dc301c6
 def ladder_row(model, accuracy, seconds):
@@ -95,22 +95,10 @@ MAX_RESULTS = 1_000_000   # bytes in a results file: a ladder's few rows take a 
 
 def _dump(rows): return lambda f: json.dump(rows, f, indent=1, allow_nan=False)   # NaN is not JSON
 
-@contextlib.contextmanager
-def _new_folder(folder, parents=False):
-    "Create `folder` (and its missing `parents`) for the block; remove what was created if the block fails."
-    folder = Path(folder)
-    made = [d for d in (folder, *folder.parents) if not d.exists()] if parents else [folder] * (not folder.exists())
-    folder.mkdir(parents=parents, exist_ok=True)
-    try: yield folder
-    except BaseException:
-        for d in made:   # innermost first; one that is not empty (someone else's now) stays
-            with contextlib.suppress(OSError): d.rmdir()
-        raise
-
 def save_results(rows, path):
     "Write the ladder's `rows` to `path` as JSON, atomically, creating its folder; return the path."
     rows, path = check_rows(rows), Path(path)
-    with _new_folder(path.parent, parents=True): return atomic_write(path, _dump(rows), mode='w')
+    with new_folder(path.parent, parents=True): return atomic_write(path, _dump(rows), mode='w')
 
 def load_results(path):
     "The ladder's rows saved at `path` by `save_results`; a `ValueError` says why when the file is not such a file."
@@ -156,6 +144,6 @@ def ladder_figure(rows, what='3s and 7s', scored_on='validation'):
 def save_ladder(rows, out, what='3s and 7s', scored_on='validation'):
     "Save the ladder's `rows` in the folder `out` as `results.json` and `ladder.png`: both, or neither; return both paths."
     rows = check_rows(rows)   # before anything is written
-    with _new_folder(out) as out:
+    with new_folder(out) as out:
         return atomic_write_all({out/'results.json': (_dump(rows), 'w'),
                                  out/'ladder.png': (lambda f: ladder_figure(rows, what, scored_on).savefig(f, format='png', dpi=100), 'wb')})

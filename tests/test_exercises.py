@@ -56,7 +56,7 @@ def test_names():
 
 @pytest.mark.parametrize('name', sorted(LIBRARY))
 def test_the_library_passes(name, capsys):
-    assert check(name, LIBRARY[name]) is True
+    assert check(name, LIBRARY[name])
     assert capsys.readouterr().out.startswith(f'✓ {name}: right on all')
 
 # ---------------------------------------------------------------- the usual mistakes, each named by its hint
@@ -248,7 +248,7 @@ def test_three_mistakes_each():
 
 @pytest.mark.parametrize('name,wrong,words', WRONG, ids=[f'{w[0]}-{w[2]}' for w in WRONG])
 def test_a_usual_mistake_is_named(name, wrong, words, capsys):
-    assert check(name, wrong) is False
+    assert not check(name, wrong)
     out = capsys.readouterr().out
     assert out.startswith(f'✗ {name}, on ') and out.count('\n') == 1, out   # one line: which case, expected, got, why
     assert ('expected' in out or ': it raised ' in out) and (words is None or words.lower() in out.lower()), out
@@ -263,14 +263,22 @@ GARBAGE = [_stub, None, 3, 'mnist_loss', lambda: 0, lambda *a, **k: None, lambda
 @pytest.mark.parametrize('name', sorted(EXERCISES))
 def test_check_never_raises(name, capsys):
     for answer in GARBAGE:
-        assert check(name, answer) is False
+        assert not check(name, answer)
         out = capsys.readouterr().out
         assert out.startswith(f'✗ {name}, on ') and out.count('\n') == 1, out
 
 def test_a_stub_gets_one_quiet_line(capsys):
-    assert check('mnist_loss', _stub) is False
+    assert not check('mnist_loss', _stub)
     assert capsys.readouterr().out == ("✗ mnist_loss, on 6 scores: it raised NotImplementedError. It is not written yet: "
                                        "replace `raise NotImplementedError` with your code.\n")
+
+def test_a_notebook_shows_only_the_line(capsys):
+    "Jupyter displays nothing for check's result (no True or False under the line); the result keeps the hint."
+    from IPython.core.formatters import DisplayFormatter
+    for answer in (_stub, mnist_loss):
+        v = check('mnist_loss', answer)
+        assert DisplayFormatter().format(v) == ({}, {}), DisplayFormatter().format(v)
+    assert capsys.readouterr().out.splitlines()[0] == '✗ ' + check('mnist_loss', _stub).hint
 
 def test_a_wrong_signature_and_not_a_function(capsys):
     check('mnist_distance', lambda a: a); assert 'Check calls it as mnist_distance(a, b)' in capsys.readouterr().out
@@ -278,7 +286,7 @@ def test_a_wrong_signature_and_not_a_function(capsys):
 
 @pytest.mark.parametrize('name', ['nope', '', None, 3, ['mnist_loss'], 'MNIST_LOSS'])
 def test_unknown_names(name, capsys):
-    assert check(name, mnist_loss) is False
+    assert not check(name, mnist_loss)
     out = capsys.readouterr().out
     assert out.startswith('✗ unknown exercise') and 'mnist_distance, is_3' in out and out.count('\n') == 1, out
 
@@ -304,7 +312,7 @@ def test_the_solutions_pass(capsys):
 def test_check_speaks_korean_where_mnist37_lang_is_ko(capsys, monkeypatch):
     "Its lines and hints come from the package's mnist37/locale/ko, chosen at each call; English stays the default."
     monkeypatch.setenv('MNIST37_LANG', 'ko')
-    assert check('mnist_loss', _stub) is False and check('mnist_loss', mnist_loss) is True
+    assert not check('mnist_loss', _stub) and check('mnist_loss', mnist_loss)
     assert capsys.readouterr().out == ("✗ mnist_loss, 점수 6개의 경우: 오류가 났습니다(NotImplementedError). 아직 작성하지 않았습니다. "
                                        "`raise NotImplementedError`를 여러분의 코드로 바꾸세요.\n✓ mnist_loss: 숨겨진 경우 3개를 모두 맞혔습니다.\n")
     check('rmse', lambda p, t: ((p-t)**2).mean())

@@ -117,6 +117,14 @@ def test_jpeg_with_thousands_of_scans_is_refused(tmp_path):
     (tmp_path/'ok.jpg').write_bytes(many_scans(0))
     assert open_image(tmp_path/'ok.jpg').size == (64, 64)
 
+def test_scans_are_counted_across_chunks(tmp_path):
+    "The count of SOS markers read a chunk at a time is the whole file's count, whatever the chunk's size."
+    from mnist37.images import _count
+    data = many_scans(40, size=16)
+    with open(tmp_path/'s.jpg', 'wb+') as f:
+        f.write(data); f.flush()
+        assert {_count(f.fileno(), b'\xff\xda', chunk) for chunk in (1, 2, 3, 1000, 1 << 20)} == {data.count(b'\xff\xda')} == {50}
+
 def test_animated_png_is_refused(tmp_path):
     "An animated PNG (APNG) of many frames is refused: a digit is one picture."
     from mnist37.checks import CLIError
